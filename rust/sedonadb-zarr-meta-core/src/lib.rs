@@ -1,0 +1,19 @@
+//! Read a Zarr `meta` group — one 1-D array per metadata field, one row per
+//! catalogue item — as Arrow record batches, with `bbox`/`geometry` arrays as
+//! GeoArrow WKB carrying a CRS.
+//!
+//! This crate knows nothing of Python; the binding crate wraps it.
+
+pub mod decode;
+pub mod dtype;
+pub mod error;
+pub mod geometry;
+pub mod group;
+pub mod options;
+pub mod reader;
+pub mod temporal;
+
+pub use error::{ErrorKind, Result, ZarrMetaError};
+pub use group::MetaGroup;
+pub use options::ReadOptions;
+pub use reader::{BatchReader, ScanMetrics};
