@@ -1,1 +1,23 @@
+//! Python extension module `sedonadb_zarr_meta._lib`: converts types and
+//! exports capsules; all reading logic lives in `sedonadb-zarr-meta-core`.
 
+mod error;
+mod host;
+mod reader;
+mod runtime;
+mod sedona_table;
+mod table_function;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ZarrMetaError", m.py().get_type::<error::ZarrMetaException>())?;
+    m.add_class::<reader::MetaTable>()?;
+    m.add_class::<reader::BatchStream>()?;
+    m.add_class::<sedona_table::SedonaTableProvider>()?;
+    m.add_class::<table_function::ZarrMetaTableFunction>()?;
+    m.add("DATAFUSION_MAJOR", host::DATAFUSION_MAJOR)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

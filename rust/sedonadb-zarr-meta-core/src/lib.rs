@@ -10,10 +10,14 @@ pub mod error;
 pub mod geometry;
 pub mod group;
 pub mod options;
+pub mod provider;
 pub mod reader;
 pub mod temporal;
+pub mod udtf;
 
 pub use error::{ErrorKind, Result, ZarrMetaError};
 pub use group::MetaGroup;
 pub use options::ReadOptions;
 pub use reader::{BatchReader, ScanMetrics};
+pub use provider::{ZarrMetaExec, ZarrMetaTable};
+pub use udtf::ZarrMetaTableFunction;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Formatting and lint checks for Rust and Python (run by people and by CI).
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "ruff"
+"$VENV/bin/ruff" check python tests bench
+"$VENV/bin/ruff" format --check python tests bench
+if [ "${SZM_SKIP_CLIPPY:-0}" != 1 ]; then
+    log "cargo clippy"
+    cargo clippy --release --workspace --all-targets -- -D warnings
+fi

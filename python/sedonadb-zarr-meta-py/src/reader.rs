@@ -1,0 +1,139 @@
+//! `MetaTable` (an opened group: schema, row count) and `BatchStream` (a
+//! single-use Arrow C stream of its batches) for Python.
+
+use std::ffi::CString;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::ffi::FFI_ArrowSchema;
+use arrow_schema::{ArrowError, SchemaRef};
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions};
+
+use crate::error::{BindingError, BindingResult};
+
+/// An opened `meta` group. Opening reads metadata only, never chunk data.
+#[pyclass(module = "sedonadb_zarr_meta._lib", frozen)]
+pub struct MetaTable {
+    pub(crate) group: Arc<MetaGroup>,
+}
+
+pub(crate) fn parse_options(options_json: Option<&str>) -> BindingResult<ReadOptions> {
+    Ok(match options_json {
+        Some(json) => ReadOptions::from_json(json)?,
+        None => ReadOptions::default(),
+    })
+}
+
+#[pymethods]
+impl MetaTable {
+    /// Open the group of `uri` selected by `options_json` (a JSON object).
+    #[new]
+    #[pyo3(signature = (uri, options_json=None))]
+    fn new(py: Python<'_>, uri: String, options_json: Option<String>) -> PyResult<Self> {
+        let options = parse_options(options_json.as_deref())?;
+        let group = py
+            .detach(|| MetaGroup::open(&uri, options))
+            .map_err(BindingError::from)?;
+        Ok(Self { group: Arc::new(group) })
+    }
+
+    /// Number of rows (items).
+    #[getter]
+    fn num_rows(&self) -> u64 {
+        self.group.num_rows
+    }
+
+    /// Column names in schema order.
+    #[getter]
+    fn column_names(&self) -> Vec<String> {
+        self.group.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The Arrow schema, via the Arrow PyCapsule interface.
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+        schema_capsule(py, &self.group.schema)
+    }
+
+    /// A single-use stream of `columns` (indices; all if `None`) over rows
+    /// `start..end`, in batches of at most `batch_size` rows.
+    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None))]
+    fn scan(&self, columns: Option<Vec<usize>>, batch_size: Option<usize>, start: u64, end: Option<u64>) -> PyResult<BatchStream> {
+        let batch_size = batch_size.filter(|b| *b > 0).unwrap_or(self.group.options.batch_size);
+        let reader = BatchReader::new(self.group.clone(), columns, start..end.unwrap_or(u64::MAX), batch_size)
+            .map_err(BindingError::from)?;
+        Ok(BatchStream { inner: Mutex::new(Some(reader)), store: self.group.store.clone() })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "MetaTable(store={:?}, group={:?}, rows={}, columns={:?})",
+            self.group.store,
+            self.group.group,
+            self.group.num_rows,
+            self.column_names()
+        )
+    }
+}
+
+pub(crate) fn schema_capsule<'py>(py: Python<'py>, schema: &SchemaRef) -> PyResult<Bound<'py, PyCapsule>> {
+    let ffi = FFI_ArrowSchema::try_from(schema.as_ref()).map_err(|e| BindingError::Other(e.to_string()))?;
+    PyCapsule::new(py, ffi, Some(CString::new("arrow_schema").expect("static name")))
+}
+
+/// Adapts the core reader to Arrow's `RecordBatchReader`.
+struct ArrowReader(BatchReader);
+
+impl Iterator for ArrowReader {
+    type Item = Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e))))
+    }
+}
+
+impl RecordBatchReader for ArrowReader {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+}
+
+/// A stream of record batches exported once through `__arrow_c_stream__`.
+#[pyclass(module = "sedonadb_zarr_meta._lib", frozen)]
+pub struct BatchStream {
+    inner: Mutex<Option<BatchReader>>,
+    store: String,
+}
+
+#[pymethods]
+impl BatchStream {
+    /// Export the stream (Arrow PyCapsule interface). A stream can be consumed
+    /// only once; a second call raises.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(&self, py: Python<'py>, requested_schema: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema; // we always produce our own schema
+        let reader = self
+            .inner
+            .lock()
+            .map_err(|_| BindingError::Other("stream lock poisoned".into()))?
+            .take()
+            .ok_or_else(|| {
+                BindingError::Other(format!(
+                    "the Arrow stream of {} was already consumed; call scan() again for a new one",
+                    self.store
+                ))
+            })?;
+        let ffi = FFI_ArrowArrayStream::new(Box::new(ArrowReader(reader)));
+        PyCapsule::new(py, ffi, Some(CString::new("arrow_array_stream").expect("static name")))
+    }
+
+    /// The schema of the batches (available until the stream is consumed).
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+        let guard = self.inner.lock().map_err(|_| BindingError::Other("stream lock poisoned".into()))?;
+        let reader = guard
+            .as_ref()
+            .ok_or_else(|| BindingError::Other(format!("the Arrow stream of {} was already consumed", self.store)))?;
+        schema_capsule(py, &reader.schema())
+    }
+}

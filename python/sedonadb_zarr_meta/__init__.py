@@ -1,0 +1,65 @@
+"""Query Earth-observation catalogues kept as a Zarr ``meta`` group with spatial SQL.
+
+Each 1-D array of the group is a column, each index an item; ``bbox`` and
+``geometry`` arrays arrive as native geometry (GeoArrow WKB with a CRS).
+
+Examples:
+    >>> import sedonadb
+    >>> from sedonadb_zarr_meta import ZarrMetaSpec, register
+    >>> con = sedonadb.connect()
+    >>> register(con)
+    >>> df = con.read_format(ZarrMetaSpec(), "file:///data/store.zarr")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
+from sedonadb_zarr_meta._lib import __version__ as __version__
+from sedonadb_zarr_meta._options import OPTION_KEYS
+
+__all__ = [
+    "OPTION_KEYS",
+    "BatchStream",
+    "MetaTable",
+    "ZarrMetaError",
+    "ZarrMetaSpec",
+    "open_meta",
+    "register",
+]
+
+
+def open_meta(uri: str, **options: Any) -> MetaTable:
+    """Open the ``meta`` group of ``uri`` without a query engine.
+
+    ``pyarrow.table(open_meta(uri).scan())`` reads it into a pyarrow Table.
+    """
+    from sedonadb_zarr_meta._options import options_json, validate_options
+
+    return MetaTable(str(uri), options_json(validate_options(options)))
+
+
+def register(con: Any) -> Any:
+    """Add ``sd_read_zarr_meta`` and the ``zarr_meta`` format to ``con``.
+
+    ``con`` is a SedonaDB context (``sedonadb.connect()``). Registering twice
+    is harmless. Returns ``con``.
+    """
+    from sedonadb_zarr_meta import _sedonadb
+
+    if _sedonadb.is_sedonadb_context(con):
+        _sedonadb.register(con)
+        return con
+    raise TypeError(
+        f"register() expects a sedonadb context (sedonadb.connect()), got {type(con).__name__}"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # ZarrMetaSpec needs sedonadb; import it lazily so the core reader works without it.
+    if name == "ZarrMetaSpec":
+        from sedonadb_zarr_meta._spec import ZarrMetaSpec
+
+        return ZarrMetaSpec
+    raise AttributeError(f"module 'sedonadb_zarr_meta' has no attribute {name!r}")

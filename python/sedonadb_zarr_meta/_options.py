@@ -1,0 +1,60 @@
+"""Validation of read options, shared by every surface of the package.
+
+The same keys are accepted by :class:`ZarrMetaSpec`, ``read_format`` and the
+``options_json`` argument of the SQL table function ``sd_read_zarr_meta``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+OPTION_KEYS: frozenset[str] = frozenset({"group", "arrays", "geometry_columns", "crs", "batch_size"})
+
+
+def _string_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"option {key!r} must be a list of array names, got {value!r}")
+    out = list(value)
+    if not out or not all(isinstance(v, str) and v for v in out):
+        raise ValueError(f"option {key!r} must be a non-empty list of array names, got {value!r}")
+    return out
+
+
+def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check option keys and value types; return a normalized copy.
+
+    Raises:
+        ValueError: naming the unknown key or the key whose value is wrong.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"options must be a mapping, got {type(options).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in OPTION_KEYS:
+            raise ValueError(
+                f"unknown option {key!r} (expected one of: {', '.join(sorted(OPTION_KEYS))})"
+            )
+        if value is None:
+            continue
+        if key == "group":
+            if not isinstance(value, str):
+                raise ValueError(f"option 'group' must be a string, got {value!r}")
+        elif key in ("arrays", "geometry_columns"):
+            value = _string_list(key, value)
+        elif key == "crs":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"option 'crs' must be a non-empty string, got {value!r}")
+        elif key == "batch_size":
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"option 'batch_size' must be a positive integer, got {value!r}")
+        out[key] = value
+    return out
+
+
+def options_json(options: Mapping[str, Any]) -> str | None:
+    """The options as the JSON object the Rust core parses (``None`` if empty)."""
+    return json.dumps(dict(options)) if options else None

@@ -1,0 +1,205 @@
+//! DataFusion `TableProvider` and `ExecutionPlan` over a [`MetaGroup`].
+//!
+//! One partition per run of chunks so partitions decode in parallel; the
+//! projection and limit are pushed into the reader. Batches are decoded
+//! synchronously inside `poll_next`: this code may run inside a host whose
+//! tokio runtime is not ours (across FFI), so it never touches tokio.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use datafusion_catalog::{Session, TableProvider};
+use datafusion_common::stats::Precision;
+use datafusion_common::{DataFusionError, Result as DFResult, Statistics};
+use datafusion_execution::{SendableRecordBatchStream, TaskContext};
+use datafusion_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion_physical_expr::EquivalenceProperties;
+use datafusion_physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion_physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+
+use crate::group::MetaGroup;
+use crate::reader::{partition_ranges, BatchReader, ScanMetrics};
+
+/// A `meta` group as a DataFusion table.
+#[derive(Debug, Clone)]
+pub struct ZarrMetaTable {
+    group: Arc<MetaGroup>,
+    metrics: Arc<ScanMetrics>,
+}
+
+impl ZarrMetaTable {
+    pub fn new(group: Arc<MetaGroup>) -> Self {
+        Self { group, metrics: Arc::default() }
+    }
+
+    pub fn group(&self) -> &Arc<MetaGroup> {
+        &self.group
+    }
+
+    /// Counters accumulated over every scan of this table.
+    pub fn metrics(&self) -> &Arc<ScanMetrics> {
+        &self.metrics
+    }
+
+    /// Build the physical scan (shared by `scan` and tests).
+    pub fn create_exec(&self, projection: Option<&Vec<usize>>, limit: Option<usize>, target_partitions: usize) -> DFResult<Arc<ZarrMetaExec>> {
+        let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
+        let schema = Arc::new(self.group.schema.project(&projection)?);
+        let ranges = partition_ranges(&self.group, &projection, target_partitions.max(1));
+        Ok(Arc::new(ZarrMetaExec::new(self.group.clone(), projection, schema, ranges, limit, self.metrics.clone())))
+    }
+}
+
+#[async_trait]
+impl TableProvider for ZarrMetaTable {
+    fn schema(&self) -> SchemaRef {
+        self.group.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let exec = self.create_exec(projection, limit, state.config().target_partitions())?;
+        Ok(exec)
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        let mut stats = Statistics::new_unknown(&self.group.schema);
+        stats.num_rows = Precision::Exact(self.group.num_rows as usize);
+        Some(stats)
+    }
+}
+
+/// The physical scan of a [`ZarrMetaTable`].
+#[derive(Debug)]
+pub struct ZarrMetaExec {
+    group: Arc<MetaGroup>,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    ranges: Vec<Range<u64>>,
+    limit: Option<usize>,
+    metrics: Arc<ScanMetrics>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ZarrMetaExec {
+    fn new(
+        group: Arc<MetaGroup>,
+        projection: Vec<usize>,
+        schema: SchemaRef,
+        ranges: Vec<Range<u64>>,
+        limit: Option<usize>,
+        metrics: Arc<ScanMetrics>,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(ranges.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self { group, projection, schema, ranges, limit, metrics, properties }
+    }
+}
+
+impl DisplayAs for ZarrMetaExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<&str> = self.projection.iter().map(|i| self.group.columns[*i].name.as_str()).collect();
+        write!(
+            f,
+            "ZarrMetaExec: store={}, group={}, partitions={}, projection=[{}]",
+            self.group.store,
+            self.group.group,
+            self.ranges.len(),
+            names.join(", ")
+        )?;
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for ZarrMetaExec {
+    fn name(&self) -> &str {
+        "ZarrMetaExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("ZarrMetaExec has no children".into()))
+        }
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DFResult<SendableRecordBatchStream> {
+        let rows = match self.ranges.get(partition) {
+            Some(r) => r.clone(),
+            None if self.ranges.is_empty() && partition == 0 => 0..0,
+            None => return Err(DataFusionError::Internal(format!("ZarrMetaExec has no partition {partition}"))),
+        };
+        let batch_size = self.group.options.batch_size.min(context.session_config().batch_size().max(1));
+        let reader = BatchReader::new(self.group.clone(), Some(self.projection.clone()), rows, batch_size)?
+            .with_metrics(self.metrics.clone());
+        let mut remaining = self.limit;
+        let iter = reader.map_while(move |batch| {
+            if remaining == Some(0) {
+                return None;
+            }
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => return Some(Err(DataFusionError::from(e))),
+            };
+            Some(Ok(match remaining.as_mut() {
+                Some(left) if batch.num_rows() > *left => {
+                    let cut = batch.slice(0, *left);
+                    *left = 0;
+                    cut
+                }
+                Some(left) => {
+                    *left -= batch.num_rows();
+                    batch
+                }
+                None => batch,
+            }))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), futures::stream::iter(iter))))
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Arc<Statistics>> {
+        let rows: u64 = match partition {
+            Some(p) => self.ranges.get(p).map_or(0, |r| r.end - r.start),
+            None => self.group.num_rows,
+        };
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = match self.limit {
+            Some(l) => Precision::Inexact((rows as usize).min(l)),
+            None => Precision::Exact(rows as usize),
+        };
+        Ok(Arc::new(stats))
+    }
+}

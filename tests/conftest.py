@@ -1,0 +1,93 @@
+"""Shared fixtures: stores written by zarr-python into tmp_path, real hosts."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+import zarr
+
+# zarr-python warns that some NumPy dtypes have no final Zarr v3 spec yet;
+# writing them is the point of several tests.
+warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+warnings.filterwarnings("ignore", message=".*is currently not part in the Zarr format 3.*")
+
+COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
+
+
+def write_group(
+    path: Path,
+    arrays: dict[str, Any],
+    *,
+    zarr_format: int = 3,
+    group: str = "meta",
+    chunks: int | dict[str, int] = 64,
+    group_attrs: dict[str, Any] | None = None,
+    array_attrs: dict[str, dict[str, Any]] | None = None,
+    dtypes: dict[str, Any] | None = None,
+    **create_kwargs: Any,
+) -> str:
+    """Write ``arrays`` as 1-D arrays of group ``group`` with zarr-python; return a file:// URI."""
+    root = zarr.open_group(str(path), mode="a", zarr_format=zarr_format)
+    g = root.require_group(group) if group else root
+    if group_attrs:
+        g.attrs.update(group_attrs)
+    for name, data in arrays.items():
+        data = np.asarray(data) if not isinstance(data, np.ndarray) else data
+        n_chunk = chunks[name] if isinstance(chunks, dict) else chunks
+        dtype = (dtypes or {}).get(name, data.dtype)
+        if dtype is object and len(data) and isinstance(data[0], bytes):
+            dtype = zarr.dtype.VariableLengthBytes()
+        elif dtype is object:
+            dtype = str
+        a = g.create_array(
+            name, shape=data.shape, dtype=dtype, chunks=(max(1, n_chunk),), **create_kwargs
+        )
+        if len(data):
+            a[:] = data
+        if array_attrs and name in array_attrs:
+            a.attrs.update(array_attrs[name])
+    return path.resolve().as_uri()
+
+
+def items(n: int = 500, seed: int = 7) -> dict[str, np.ndarray]:
+    """STAC-like item metadata: id, collection, date, cloud cover, WKB bbox."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-170, 160, n)
+    y = rng.uniform(-80, 70, n)
+    w = rng.uniform(0.5, 10, n)
+    h = rng.uniform(0.5, 10, n)
+    boxes = shapely.box(x, y, x + w, y + h)
+    base = np.datetime64("2024-01-01T00:00:00", "ms")
+    return {
+        "id": np.array([f"item-{i:05d}" for i in range(n)], dtype=object),
+        "collection": COLLECTIONS[rng.integers(0, 3, n)].astype(object),
+        "date": base + rng.integers(0, 366 * 86_400_000, n).astype("timedelta64[ms]"),
+        "cloud_cover": rng.uniform(0, 100, n).astype("float32"),
+        "bbox": np.array(shapely.to_wkb(boxes), dtype=object),
+    }
+
+
+@pytest.fixture
+def items_data() -> dict[str, np.ndarray]:
+    return items()
+
+
+@pytest.fixture
+def items_store(tmp_path: Path, items_data: dict[str, np.ndarray]) -> str:
+    return write_group(tmp_path / "items.zarr", items_data, chunks=64)
+
+
+@pytest.fixture
+def sedona():
+    import sedonadb
+
+    from sedonadb_zarr_meta import register
+
+    con = sedonadb.connect()
+    register(con)
+    return con

@@ -1,0 +1,160 @@
+"""Malformed input raises a clear Python exception naming store and array; nothing crashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import shapely
+import zarr
+
+from sedonadb_zarr_meta import ZarrMetaError, ZarrMetaSpec, open_meta
+
+from .conftest import write_group
+
+
+def good_store(tmp_path: Path, **kw) -> tuple[Path, str]:
+    path = tmp_path / "bad.zarr"
+    boxes = np.array(shapely.to_wkb(shapely.box(np.arange(300), 0, np.arange(300) + 1, 1)), dtype=object)
+    uri = write_group(path, {"a": np.arange(300, dtype="int64"), "bbox": boxes}, chunks=100, **kw)
+    return path, uri
+
+
+def scan_all(sedona, uri, **options):
+    return pa.table(sedona.read_format(ZarrMetaSpec(options or None), uri))
+
+
+def test_missing_store(sedona, tmp_path):
+    uri = (tmp_path / "nope.zarr").as_uri()
+    with pytest.raises(FileNotFoundError, match="nope.zarr.*store not found"):
+        scan_all(sedona, uri)
+
+
+def test_missing_group(sedona, tmp_path):
+    _, uri = good_store(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"bad.zarr.*group 'other' not found"):
+        scan_all(sedona, uri, group="other")
+
+
+def test_missing_array_option(sedona, tmp_path):
+    _, uri = good_store(tmp_path)
+    with pytest.raises(FileNotFoundError, match="array 'zzz'"):
+        scan_all(sedona, uri, arrays=["zzz"])
+
+
+def test_unequal_lengths(sedona, tmp_path):
+    uri = write_group(tmp_path / "u.zarr", {"a": np.arange(5), "b": np.arange(6)})
+    with pytest.raises(ValueError, match=r"u.zarr.*'a' has 5 rows but 'b' has 6"):
+        scan_all(sedona, uri)
+
+
+def test_two_dimensional_array(sedona, tmp_path):
+    path = tmp_path / "d2.zarr"
+    uri = write_group(path, {"a": np.arange(4)})
+    g = zarr.open_group(str(path / "meta"), mode="a")
+    g.create_array("grid", shape=(4, 2), dtype="int32")
+    with pytest.raises(ValueError, match=r"d2.zarr: array 'grid': is 2-dimensional"):
+        scan_all(sedona, uri)
+
+
+def test_unsupported_dtype(sedona, tmp_path):
+    uri = write_group(tmp_path / "c.zarr", {"z": np.array([1 + 2j, 3j], dtype="complex64")})
+    with pytest.raises(ValueError, match=r"c.zarr: array 'z': unsupported data type 'complex64'"):
+        scan_all(sedona, uri)
+
+
+def test_invalid_metadata_json(sedona, tmp_path):
+    path, uri = good_store(tmp_path)
+    (path / "meta" / "a" / "zarr.json").write_text("{ not json")
+    with pytest.raises(ValueError, match=r"bad.zarr: array 'a': invalid metadata JSON"):
+        scan_all(sedona, uri)
+
+
+def test_invalid_metadata_fields(sedona, tmp_path):
+    path, uri = good_store(tmp_path)
+    meta_file = path / "meta" / "a" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["codecs"] = [{"name": "no-such-codec"}]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"bad.zarr: array 'a'"):
+        scan_all(sedona, uri)
+
+
+def test_absurd_declared_shape(sedona, tmp_path):
+    path, uri = good_store(tmp_path)
+    for name in ("a", "bbox"):
+        meta_file = path / "meta" / name / "zarr.json"
+        meta = json.loads(meta_file.read_text())
+        meta["shape"] = [2**62]
+        meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"bad.zarr: array 'a': declared length .* implausibly large"):
+        scan_all(sedona, uri)
+
+
+def test_absurd_chunk_shape(sedona, tmp_path):
+    path, uri = good_store(tmp_path)
+    meta_file = path / "meta" / "a" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["chunk_grid"]["configuration"]["chunk_shape"] = [2**40]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"bad.zarr: array 'a': chunk shape .* too large"):
+        scan_all(sedona, uri)
+
+
+def _chunk_files(path: Path, name: str) -> list[Path]:
+    return sorted(p for p in (path / "meta" / name / "c").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate"])
+def test_corrupt_or_truncated_chunk(sedona, tmp_path, damage):
+    path, uri = good_store(tmp_path)
+    chunk = _chunk_files(path, "a")[1]
+    data = chunk.read_bytes()
+    chunk.write_bytes(b"\x00garbage" * 3 if damage == "corrupt" else data[: len(data) // 2])
+    with pytest.raises(Exception, match=r"bad.zarr: array 'a'") as info:
+        scan_all(sedona, uri)
+    assert "rows 100..200" in str(info.value)
+    # The other column still reads; the session survives.
+    assert scan_all(sedona, uri, arrays=["bbox"]).num_rows == 300
+
+
+def test_invalid_wkb(sedona, tmp_path):
+    uri = write_group(tmp_path / "w.zarr", {"bbox": np.array([b"\x01\x03", b"junk"], dtype=object)})
+    with pytest.raises(Exception, match=r"w.zarr: array 'bbox': rows 0..2: row 0: invalid WKB"):
+        scan_all(sedona, uri)
+
+
+def test_invalid_wkt(sedona, tmp_path):
+    uri = write_group(tmp_path / "t.zarr", {"bbox": np.array(["POINT (1 2)", "POLYGON ((0 0, 1"], dtype=object)})
+    with pytest.raises(Exception, match=r"t.zarr: array 'bbox': .*row 1: invalid WKT"):
+        scan_all(sedona, uri)
+
+
+def test_geometry_option_on_numbers(sedona, tmp_path):
+    uri = write_group(tmp_path / "n.zarr", {"x": np.arange(3)})
+    with pytest.raises(ValueError, match=r"n.zarr: array 'x': cannot be a geometry column"):
+        scan_all(sedona, uri, geometry_columns=["x"])
+
+
+def test_bad_options(sedona, tmp_path):
+    _, uri = good_store(tmp_path)
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        sedona.read_format(ZarrMetaSpec(), uri, {"colour": "red"})
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        open_meta(uri, colour="red")
+
+
+def test_unsupported_scheme(sedona):
+    with pytest.raises(NotImplementedError, match="'s3' is not supported yet"):
+        scan_all(sedona, "s3://bucket/store.zarr")
+
+
+def test_stream_is_single_use(tmp_path):
+    _, uri = good_store(tmp_path)
+    stream = open_meta(uri).scan()
+    assert pa.table(stream).num_rows == 300
+    with pytest.raises(ZarrMetaError, match="already consumed"):
+        pa.table(stream)
