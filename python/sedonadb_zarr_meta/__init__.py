@@ -18,6 +18,7 @@ from typing import Any
 from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
 from sedonadb_zarr_meta._lib import __version__ as __version__
 from sedonadb_zarr_meta._options import OPTION_KEYS
+from sedonadb_zarr_meta._writer import write_meta
 
 __all__ = [
     "OPTION_KEYS",
@@ -27,6 +28,7 @@ __all__ = [
     "ZarrMetaSpec",
     "open_meta",
     "register",
+    "write_meta",
 ]
 
 
@@ -40,20 +42,36 @@ def open_meta(uri: str, **options: Any) -> MetaTable:
     return MetaTable(str(uri), options_json(validate_options(options)))
 
 
-def register(con: Any) -> Any:
-    """Add ``sd_read_zarr_meta`` and the ``zarr_meta`` format to ``con``.
+def register(con: Any, *, sedona_functions: bool = True) -> Any:
+    """Make ``sd_read_zarr_meta(uri [, options_json])`` available in ``con``.
 
-    ``con`` is a SedonaDB context (``sedonadb.connect()``). Registering twice
-    is harmless. Returns ``con``.
+    Args:
+        con: A SedonaDB context (``sedonadb.connect()``): adds the SQL table
+            function to ``con.sql``, ``con.read_format(spec, uri)`` and the
+            ``zarr_meta`` format for ``con.read``. Or a datafusion-python
+            ``SessionContext``: registers the table function and, unless
+            ``sedona_functions=False``, SedonaDB's ``ST_*`` functions.
+        sedona_functions: datafusion-python only; see above.
+
+    Registering twice is harmless. Returns ``con``.
+
+    Examples:
+        >>> import datafusion
+        >>> ctx = register(datafusion.SessionContext())
+        >>> ctx.sql("SELECT count(*) FROM sd_read_zarr_meta('/data/store.zarr')")  # doctest: +SKIP
     """
-    from sedonadb_zarr_meta import _sedonadb
+    from sedonadb_zarr_meta import _datafusion, _sedonadb
 
     if _sedonadb.is_sedonadb_context(con):
         _sedonadb.register(con)
-        return con
-    raise TypeError(
-        f"register() expects a sedonadb context (sedonadb.connect()), got {type(con).__name__}"
-    )
+    elif _datafusion.is_datafusion_context(con):
+        _datafusion.register(con, sedona_functions=sedona_functions)
+    else:
+        raise TypeError(
+            "register() expects a sedonadb context (sedonadb.connect()) or a "
+            f"datafusion.SessionContext, got {type(con).__name__}"
+        )
+    return con
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,18 @@ from sedonadb_zarr_meta._options import options_json, validate_options
 FORMAT_NAME = "zarr_meta"
 
 
+def _pushed_bbox(args: Any) -> tuple[str, tuple[float, float, float, float]] | None:
+    """The (column, box) of a pushed spatial filter, if SedonaDB passed one."""
+    if not args.filter or args.file_schema is None:
+        return None
+    names = list(args.file_schema.names)
+    for i in args.file_schema.geometry_column_indices:
+        box = args.filter.bounding_box(names[i])
+        if box is not None:
+            return names[i], tuple(float(v) for v in box)
+    return None
+
+
 class ZarrMetaSpec(ExternalFormatSpec):
     """Read the ``meta`` group of a Zarr store (v2 or v3) as a table.
 
@@ -78,7 +90,7 @@ class ZarrMetaSpec(ExternalFormatSpec):
                     f"{args.src.to_url()}: the store's columns {ours} no longer match "
                     f"the planned schema {names}"
                 ) from e
-        return table.scan(columns=columns, batch_size=args.batch_size)
+        return table.scan(columns=columns, batch_size=args.batch_size, bbox=_pushed_bbox(args))
 
     def __repr__(self) -> str:
         return f"ZarrMetaSpec({self._options!r})"

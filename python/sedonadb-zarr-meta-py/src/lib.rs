@@ -6,6 +6,7 @@ mod host;
 mod reader;
 mod runtime;
 mod sedona_table;
+mod sql_calls;
 mod table_function;
 
 use pyo3::prelude::*;
@@ -17,6 +18,7 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reader::BatchStream>()?;
     m.add_class::<sedona_table::SedonaTableProvider>()?;
     m.add_class::<table_function::ZarrMetaTableFunction>()?;
+    m.add_function(wrap_pyfunction!(sql_calls::find_table_function_calls, m)?)?;
     m.add("DATAFUSION_MAJOR", host::DATAFUSION_MAJOR)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -2,6 +2,7 @@
 //! single-use Arrow C stream of its batches) for Python.
 
 use std::ffi::CString;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
@@ -10,7 +11,8 @@ use arrow_schema::ffi::FFI_ArrowSchema;
 use arrow_schema::{ArrowError, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions};
+use sedonadb_zarr_meta_core::pruning::{ChunkStats, Predicate, Test};
+use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions, ScanMetrics};
 
 use crate::error::{BindingError, BindingResult};
 
@@ -59,12 +61,45 @@ impl MetaTable {
 
     /// A single-use stream of `columns` (indices; all if `None`) over rows
     /// `start..end`, in batches of at most `batch_size` rows.
-    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None))]
-    fn scan(&self, columns: Option<Vec<usize>>, batch_size: Option<usize>, start: u64, end: Option<u64>) -> PyResult<BatchStream> {
+    ///
+    /// `bbox=(column, (xmin, ymin, xmax, ymax))` skips chunks (using stored
+    /// statistics, else the decoded column) whose geometries cannot intersect
+    /// the box; rows of chunks that may match are all returned.
+    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None, bbox=None))]
+    fn scan(
+        &self,
+        columns: Option<Vec<usize>>,
+        batch_size: Option<usize>,
+        start: u64,
+        end: Option<u64>,
+        bbox: Option<(String, [f64; 4])>,
+    ) -> PyResult<BatchStream> {
         let batch_size = batch_size.filter(|b| *b > 0).unwrap_or(self.group.options.batch_size);
-        let reader = BatchReader::new(self.group.clone(), columns, start..end.unwrap_or(u64::MAX), batch_size)
-            .map_err(BindingError::from)?;
-        Ok(BatchStream { inner: Mutex::new(Some(reader)), store: self.group.store.clone() })
+        let mut predicates = Vec::new();
+        if let Some((name, b)) = bbox {
+            let column = self.group.column_index(&name).ok_or_else(|| {
+                BindingError::Value(format!("{}: bbox filter on unknown column '{name}'", self.group.store))
+            })?;
+            predicates.push(Predicate { column, test: Test::BBox(b) });
+        }
+        let stats = ChunkStats::from_group(&self.group);
+        let reader = BatchReader::with_predicates(
+            self.group.clone(),
+            columns,
+            start..end.unwrap_or(u64::MAX),
+            batch_size,
+            predicates,
+            stats.as_ref(),
+        )
+        .map_err(BindingError::from)?;
+        let metrics = reader.metrics().clone();
+        Ok(BatchStream { inner: Mutex::new(Some(reader)), store: self.group.store.clone(), metrics })
+    }
+
+    /// Whether the store carries per-chunk statistics usable for skipping.
+    #[getter]
+    fn has_stats(&self) -> bool {
+        ChunkStats::from_group(&self.group).is_some()
     }
 
     fn __repr__(&self) -> String {
@@ -104,6 +139,7 @@ impl RecordBatchReader for ArrowReader {
 pub struct BatchStream {
     inner: Mutex<Option<BatchReader>>,
     store: String,
+    metrics: Arc<ScanMetrics>,
 }
 
 #[pymethods]
@@ -126,6 +162,18 @@ impl BatchStream {
             })?;
         let ffi = FFI_ArrowArrayStream::new(Box::new(ArrowReader(reader)));
         PyCapsule::new(py, ffi, Some(CString::new("arrow_array_stream").expect("static name")))
+    }
+
+    /// Chunks decoded so far (per column).
+    #[getter]
+    fn chunks_read(&self) -> u64 {
+        self.metrics.chunks_read.load(Ordering::Relaxed)
+    }
+
+    /// Pieces of chunks skipped because no row could match.
+    #[getter]
+    fn pieces_skipped(&self) -> u64 {
+        self.metrics.pieces_skipped.load(Ordering::Relaxed)
     }
 
     /// The schema of the batches (available until the stream is consumed).

@@ -155,7 +155,7 @@ pub fn from_v2(dtype: &Value, object_codec: Option<&str>) -> Result<DtypeMapping
             Ok(DtypeMapping {
                 kind: ColumnKind::Binary(Storage::FixedBytes { length_bytes: n }),
                 zarrs_dtype: Some(Value::String(format!("|V{n}"))),
-                zarrs_fill_value: None,
+                zarrs_fill_value: Some(Value::Array(vec![Value::from(0u8); n])),
             })
         }
         _ => {

@@ -4,13 +4,16 @@
 //!
 //! This crate knows nothing of Python; the binding crate wraps it.
 
+pub mod bounds;
 pub mod decode;
 pub mod dtype;
 pub mod error;
+pub mod filters;
 pub mod geometry;
 pub mod group;
 pub mod options;
 pub mod provider;
+pub mod pruning;
 pub mod reader;
 pub mod temporal;
 pub mod udtf;

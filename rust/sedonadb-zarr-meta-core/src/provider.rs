@@ -21,19 +21,35 @@ use datafusion_physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion_physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 
+use crate::filters::{is_prunable, predicates_of};
 use crate::group::MetaGroup;
+use crate::pruning::{ChunkStats, Predicate};
 use crate::reader::{partition_ranges, BatchReader, ScanMetrics};
 
 /// A `meta` group as a DataFusion table.
 #[derive(Debug, Clone)]
 pub struct ZarrMetaTable {
     group: Arc<MetaGroup>,
+    stats: Option<Arc<ChunkStats>>,
     metrics: Arc<ScanMetrics>,
+    pushdown: bool,
 }
 
 impl ZarrMetaTable {
     pub fn new(group: Arc<MetaGroup>) -> Self {
-        Self { group, metrics: Arc::default() }
+        let stats = ChunkStats::from_group(&group).map(Arc::new);
+        Self { group, stats, metrics: Arc::default(), pushdown: true }
+    }
+
+    /// Turn filter pushdown (and with it chunk skipping) on or off.
+    pub fn with_pushdown(mut self, enabled: bool) -> Self {
+        self.pushdown = enabled;
+        self
+    }
+
+    /// Whether the store carries usable per-chunk statistics.
+    pub fn has_stats(&self) -> bool {
+        self.stats.is_some()
     }
 
     pub fn group(&self) -> &Arc<MetaGroup> {
@@ -46,11 +62,32 @@ impl ZarrMetaTable {
     }
 
     /// Build the physical scan (shared by `scan` and tests).
-    pub fn create_exec(&self, projection: Option<&Vec<usize>>, limit: Option<usize>, target_partitions: usize) -> DFResult<Arc<ZarrMetaExec>> {
+    pub fn create_exec(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        target_partitions: usize,
+    ) -> DFResult<Arc<ZarrMetaExec>> {
         let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
         let schema = Arc::new(self.group.schema.project(&projection)?);
+        let predicates: Vec<Predicate> = if self.pushdown {
+            filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
+        } else {
+            Vec::new()
+        };
         let ranges = partition_ranges(&self.group, &projection, target_partitions.max(1));
-        Ok(Arc::new(ZarrMetaExec::new(self.group.clone(), projection, schema, ranges, limit, self.metrics.clone())))
+        Ok(Arc::new(ZarrMetaExec {
+            properties: ZarrMetaExec::properties(&schema, ranges.len()),
+            group: self.group.clone(),
+            projection,
+            schema,
+            ranges,
+            limit,
+            predicates,
+            stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
+        }))
     }
 }
 
@@ -68,15 +105,25 @@ impl TableProvider for ZarrMetaTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let exec = self.create_exec(projection, limit, state.config().target_partitions())?;
+        let exec = self.create_exec(projection, filters, limit, state.config().target_partitions())?;
         Ok(exec)
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+        // Inexact: pruning skips rows that cannot match; the host still filters.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.pushdown && is_prunable(&self.group, f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
     }
 
     fn statistics(&self) -> Option<Statistics> {
@@ -94,26 +141,20 @@ pub struct ZarrMetaExec {
     schema: SchemaRef,
     ranges: Vec<Range<u64>>,
     limit: Option<usize>,
+    predicates: Vec<Predicate>,
+    stats: Option<Arc<ChunkStats>>,
     metrics: Arc<ScanMetrics>,
     properties: Arc<PlanProperties>,
 }
 
 impl ZarrMetaExec {
-    fn new(
-        group: Arc<MetaGroup>,
-        projection: Vec<usize>,
-        schema: SchemaRef,
-        ranges: Vec<Range<u64>>,
-        limit: Option<usize>,
-        metrics: Arc<ScanMetrics>,
-    ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
+    fn properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+        Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(ranges.len().max(1)),
+            Partitioning::UnknownPartitioning(partitions.max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
-        ));
-        Self { group, projection, schema, ranges, limit, metrics, properties }
+        ))
     }
 }
 
@@ -130,6 +171,10 @@ impl DisplayAs for ZarrMetaExec {
         )?;
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
+        }
+        if !self.predicates.is_empty() {
+            write!(f, ", pruning_predicates={}", self.predicates.len())?;
+            write!(f, ", statistics={}", if self.stats.is_some() { "chunk" } else { "none" })?;
         }
         Ok(())
     }
@@ -163,8 +208,15 @@ impl ExecutionPlan for ZarrMetaExec {
             None => return Err(DataFusionError::Internal(format!("ZarrMetaExec has no partition {partition}"))),
         };
         let batch_size = self.group.options.batch_size.min(context.session_config().batch_size().max(1));
-        let reader = BatchReader::new(self.group.clone(), Some(self.projection.clone()), rows, batch_size)?
-            .with_metrics(self.metrics.clone());
+        let reader = BatchReader::with_predicates(
+            self.group.clone(),
+            Some(self.projection.clone()),
+            rows,
+            batch_size,
+            self.predicates.clone(),
+            self.stats.as_deref(),
+        )?
+        .with_metrics(self.metrics.clone());
         let mut remaining = self.limit;
         let iter = reader.map_while(move |batch| {
             if remaining == Some(0) {

@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use arrow_array::{Array as _, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
+use rayon::prelude::*;
 use zarrs::array::{ArrayBytes, ArraySubset};
 
 use crate::decode::{to_arrow, Elements};
 use crate::error::{Result, ZarrMetaError};
 use crate::group::{MetaColumn, MetaGroup};
+use crate::pruning::{any_row_matches, ChunkStats, Predicate};
 
 /// Counters a scan updates, shared with whoever wants to observe it.
 #[derive(Debug, Default)]
@@ -26,6 +28,8 @@ pub struct ScanMetrics {
     pub chunks_read: AtomicU64,
     /// Rows emitted.
     pub rows_emitted: AtomicU64,
+    /// Pieces (runs of rows inside one chunk) skipped by predicates.
+    pub pieces_skipped: AtomicU64,
 }
 
 impl MetaColumn {
@@ -64,11 +68,17 @@ struct Cached {
 }
 
 /// Iterator of `RecordBatch`es over `rows` of the projected columns.
+///
+/// With predicates, row ranges whose statistics exclude a match are never
+/// planned, and each piece's predicate columns are decoded first: when no row
+/// can match, the piece is skipped without decoding the other columns.
 pub struct BatchReader {
     group: Arc<MetaGroup>,
     projection: Vec<usize>,
     schema: SchemaRef,
     pieces: VecDeque<Range<u64>>,
+    predicates: Vec<Predicate>,
+    /// Last decoded chunk per group column.
     cache: Vec<Option<Cached>>,
     metrics: Arc<ScanMetrics>,
     failed: bool,
@@ -77,10 +87,27 @@ pub struct BatchReader {
 impl BatchReader {
     /// A reader of `rows` (clamped to the group) for the columns at `projection`.
     pub fn new(group: Arc<MetaGroup>, projection: Option<Vec<usize>>, rows: Range<u64>, batch_size: usize) -> Result<Self> {
+        Self::with_predicates(group, projection, rows, batch_size, Vec::new(), None)
+    }
+
+    /// Like [`BatchReader::new`], skipping rows that cannot satisfy `predicates`
+    /// (using `stats` where available).
+    pub fn with_predicates(
+        group: Arc<MetaGroup>,
+        projection: Option<Vec<usize>>,
+        rows: Range<u64>,
+        batch_size: usize,
+        predicates: Vec<Predicate>,
+        stats: Option<&ChunkStats>,
+    ) -> Result<Self> {
         let projection = projection.unwrap_or_else(|| (0..group.columns.len()).collect());
-        if let Some(bad) = projection.iter().find(|i| **i >= group.columns.len()) {
+        if let Some(bad) = projection
+            .iter()
+            .chain(predicates.iter().map(|p| &p.column))
+            .find(|i| **i >= group.columns.len())
+        {
             return Err(ZarrMetaError::Unsupported(format!(
-                "{}: projection index {bad} out of range for {} columns",
+                "{}: column index {bad} out of range for {} columns",
                 group.store,
                 group.columns.len()
             )));
@@ -88,9 +115,18 @@ impl BatchReader {
         let schema = Arc::new(group.schema.project(&projection)?);
         let end = rows.end.min(group.num_rows);
         let start = rows.start.min(end);
-        let pieces = plan_pieces(&group, &projection, start..end, batch_size.max(1));
-        let cache = projection.iter().map(|_| None).collect();
-        Ok(Self { group, projection, schema, pieces, cache, metrics: Arc::default(), failed: false })
+        let ranges = match stats {
+            Some(stats) if !predicates.is_empty() => stats.prune(&predicates, start..end),
+            _ => vec![start..end],
+        };
+        let mut columns: Vec<usize> = projection.clone();
+        columns.extend(predicates.iter().map(|p| p.column));
+        let mut pieces = VecDeque::new();
+        for range in ranges {
+            pieces.extend(plan_pieces(&group, &columns, range, batch_size.max(1)));
+        }
+        let cache = group.columns.iter().map(|_| None).collect();
+        Ok(Self { group, projection, schema, pieces, predicates, cache, metrics: Arc::default(), failed: false })
     }
 
     /// Share `metrics` with this reader.
@@ -99,41 +135,84 @@ impl BatchReader {
         self
     }
 
+    /// Counters of this reader.
+    pub fn metrics(&self) -> &Arc<ScanMetrics> {
+        &self.metrics
+    }
+
     /// Schema of the emitted batches.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
-    fn read_piece(&mut self, piece: Range<u64>) -> Result<RecordBatch> {
-        let mut arrays = Vec::with_capacity(self.projection.len());
-        for (slot, &col) in self.projection.iter().enumerate() {
-            let column = &self.group.columns[col];
-            let hit = self.cache[slot]
-                .as_ref()
-                .is_some_and(|c| c.rows.start <= piece.start && piece.end <= c.rows.end);
-            if !hit {
+    /// Make sure the chunks holding `piece` are decoded for `columns`,
+    /// decoding missing ones in parallel.
+    fn load(&mut self, columns: &[usize], piece: &Range<u64>) -> Result<()> {
+        let mut missing: Vec<usize> = columns
+            .iter()
+            .copied()
+            .filter(|&c| {
+                !self.cache[c]
+                    .as_ref()
+                    .is_some_and(|cached| cached.rows.start <= piece.start && piece.end <= cached.rows.end)
+            })
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let group = &self.group;
+        let decoded: Vec<Result<(usize, Cached)>> = missing
+            .par_iter()
+            .map(|&c| {
+                let column = &group.columns[c];
                 let chunk = column.chunk_of(piece.start);
                 let rows = column.chunk_bounds[chunk]..column.chunk_bounds[chunk + 1];
-                let values = column.read(&self.group.store, rows.clone())?;
-                self.metrics.chunks_read.fetch_add(1, Ordering::Relaxed);
-                self.cache[slot] = Some(Cached { rows, values });
-            }
-            let cached = self.cache[slot].as_ref().expect("filled above");
-            let offset = (piece.start - cached.rows.start) as usize;
-            let len = (piece.end - piece.start) as usize;
-            if offset + len > cached.values.len() {
-                return Err(ZarrMetaError::array(
-                    &self.group.store,
-                    &column.name,
-                    format!("chunk at row {} decoded fewer rows than declared", cached.rows.start),
-                ));
-            }
-            arrays.push(cached.values.slice(offset, len));
+                let values = column.read(&group.store, rows.clone())?;
+                if values.len() as u64 != rows.end - rows.start {
+                    return Err(ZarrMetaError::array(
+                        &group.store,
+                        &column.name,
+                        format!("chunk at row {} decoded {} rows instead of {}", rows.start, values.len(), rows.end - rows.start),
+                    ));
+                }
+                Ok((c, Cached { rows, values }))
+            })
+            .collect();
+        for result in decoded {
+            let (c, cached) = result?;
+            self.metrics.chunks_read.fetch_add(1, Ordering::Relaxed);
+            self.cache[c] = Some(cached);
         }
+        Ok(())
+    }
+
+    fn slice(&self, column: usize, piece: &Range<u64>) -> ArrayRef {
+        let cached = self.cache[column].as_ref().expect("loaded before slicing");
+        let offset = (piece.start - cached.rows.start) as usize;
+        cached.values.slice(offset, (piece.end - piece.start) as usize)
+    }
+
+    /// Whether some row of `piece` may satisfy every predicate.
+    fn may_match(&mut self, piece: &Range<u64>) -> Result<bool> {
+        if self.predicates.is_empty() {
+            return Ok(true);
+        }
+        let columns: Vec<usize> = self.predicates.iter().map(|p| p.column).collect();
+        self.load(&columns, piece)?;
+        Ok(self.predicates.iter().all(|p| any_row_matches(&p.test, &self.slice(p.column, piece))))
+    }
+
+    fn read_piece(&mut self, piece: Range<u64>) -> Result<Option<RecordBatch>> {
+        if !self.may_match(&piece)? {
+            self.metrics.pieces_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let projection = self.projection.clone();
+        self.load(&projection, &piece)?;
+        let arrays: Vec<ArrayRef> = projection.iter().map(|&c| self.slice(c, &piece)).collect();
         let options = RecordBatchOptions::new().with_row_count(Some((piece.end - piece.start) as usize));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
         self.metrics.rows_emitted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        Ok(batch)
+        Ok(Some(batch))
     }
 }
 
@@ -141,13 +220,18 @@ impl Iterator for BatchReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
+        while !self.failed {
+            let piece = self.pieces.pop_front()?;
+            match self.read_piece(piece) {
+                Ok(Some(batch)) => return Some(Ok(batch)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
         }
-        let piece = self.pieces.pop_front()?;
-        let out = self.read_piece(piece);
-        self.failed = out.is_err();
-        Some(out)
+        None
     }
 }
 

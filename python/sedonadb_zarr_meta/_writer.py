@@ -1,0 +1,400 @@
+"""``write_meta``: write item metadata as a Zarr ``meta`` group with zarr-python.
+
+The group stays readable by zarr-python and other Zarr readers: one 1-D
+array per column, geometry as WKB bytes, datetimes as ``datetime64``, the CRS
+as ``proj:*`` attributes. Per-chunk statistics (bounding boxes of geometry
+columns, min/max of numeric, time and text columns) are recorded in the
+group attribute ``"zarr_meta:stats"`` so readers can skip chunks::
+
+    {"version": 1, "num_rows": N, "block_rows": chunk_size,
+     "columns": {"bbox": {"bbox": [[xmin, ymin, xmax, ymax] | null, ...]},
+                 "date": {"min": [...], "max": [...]}}}
+
+Time statistics are the stored ``datetime64`` integers; ``null`` marks a
+block without valid values.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+STATS_ATTRIBUTE = "zarr_meta:stats"
+DEFAULT_CHUNK_SIZE = 100_000
+_GEOARROW_WKB = b"geoarrow.wkb"
+
+
+def _local_path(uri: str | Path) -> Path:
+    text = str(uri)
+    if text.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(text).path))
+    if "://" in text:
+        raise NotImplementedError(f"{text}: only local paths and file:// URLs can be written")
+    return Path(text)
+
+
+def _crs_attrs(crs: Any) -> dict[str, Any]:
+    """``proj:*`` attributes for a CRS given as a string, EPSG int, pyproj CRS or PROJJSON."""
+    if crs is None:
+        return {}
+    if isinstance(crs, int):
+        return {"proj:code": f"EPSG:{crs}"}
+    if isinstance(crs, dict):
+        return {"proj:projjson": crs}
+    if hasattr(crs, "to_authority"):  # pyproj.CRS
+        auth = crs.to_authority()
+        return {"proj:code": f"{auth[0]}:{auth[1]}"} if auth else {"proj:projjson": json.loads(crs.to_json())}
+    text = str(crs).strip()
+    if text.startswith("{"):
+        return {"proj:projjson": json.loads(text)}
+    if "[" in text:
+        return {"proj:wkt2": text}
+    return {"proj:code": text}
+
+
+def _geoarrow_crs(field: pa.Field) -> Any:
+    meta = field.metadata or {}
+    raw = meta.get(b"ARROW:extension:metadata")
+    if not raw:
+        return None
+    return json.loads(raw).get("crs")
+
+
+def _from_geodataframe(gdf: Any) -> tuple[pa.Table, dict[str, Any]]:
+    import shapely
+
+    columns: dict[str, Any] = {}
+    crs: dict[str, Any] = {}
+    for name in gdf.columns:
+        series = gdf[name]
+        if hasattr(series, "crs") and getattr(series, "geom_type", None) is not None:
+            wkb = shapely.to_wkb(np.asarray(series.values), flavor="iso")
+            columns[name] = pa.array(list(wkb), pa.binary())
+            crs[name] = series.crs
+        else:
+            columns[name] = pa.array(series.to_numpy() if series.dtype != object else series.tolist())
+    return pa.table(columns), crs
+
+
+def _from_stac_geoparquet(path: Path) -> tuple[pa.Table, dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return table, {}
+
+
+def _as_table(data: Any) -> tuple[pa.Table, dict[str, Any]]:
+    if isinstance(data, (str, Path)):
+        return _from_stac_geoparquet(Path(data))
+    if type(data).__name__ == "GeoDataFrame":
+        return _from_geodataframe(data)
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data]), {}
+    if isinstance(data, pa.Table):
+        return data, {}
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data), {}
+    raise TypeError(f"write_meta() takes a pyarrow Table, a GeoDataFrame or a GeoParquet path, not {type(data).__name__}")
+
+
+def _bbox_struct_to_wkb(column: pa.ChunkedArray) -> pa.Array:
+    import shapely
+
+    parts = {k: np.asarray(column.combine_chunks().field(k).to_numpy(zero_copy_only=False), dtype=float)
+             for k in ("xmin", "ymin", "xmax", "ymax")}
+    boxes = shapely.box(parts["xmin"], parts["ymin"], parts["xmax"], parts["ymax"])
+    return pa.array(list(shapely.to_wkb(boxes, flavor="iso")), pa.binary())
+
+
+class _Column:
+    """One column ready for zarr-python: values, dtype and attributes."""
+
+    def __init__(self, name: str, values: np.ndarray, dtype: Any, attrs: dict[str, Any], kind: str):
+        self.name, self.values, self.dtype, self.attrs, self.kind = name, values, dtype, attrs, kind
+
+
+def _prepare(table: pa.Table, crs_by_column: dict[str, Any], crs: Any,
+             geometry_columns: Sequence[str] | None) -> list[_Column]:
+    import zarr
+
+    geometry_names = set(geometry_columns or ())
+    out = []
+    for field, column in zip(table.schema, table.columns):
+        name, t = field.name, field.type
+        attrs: dict[str, Any] = {}
+        meta = field.metadata or {}
+        is_geo = (
+            name in geometry_names
+            or meta.get(b"ARROW:extension:name") == _GEOARROW_WKB
+            or name in crs_by_column
+            or (name in ("bbox", "geometry") and (pa.types.is_binary(t) or pa.types.is_large_binary(t)
+                                                  or pa.types.is_struct(t)))
+        )
+        if pa.types.is_dictionary(t):
+            column = column.cast(t.value_type)
+            t = t.value_type
+        if is_geo:
+            if pa.types.is_struct(t):
+                column = pa.chunked_array([_bbox_struct_to_wkb(column)])
+            values = np.array(column.to_pylist(), dtype=object)
+            values[values == None] = b""  # noqa: E711 - empty WKB reads back as null
+            geo_crs = crs if crs is not None else crs_by_column.get(name, _geoarrow_crs(field))
+            attrs.update(_crs_attrs(geo_crs) if geo_crs is not None else {"proj:code": "OGC:CRS84"})
+            if name not in ("bbox", "geometry"):
+                attrs["encoding"] = "WKB"
+            out.append(_Column(name, values, zarr.dtype.VariableLengthBytes(), attrs, "geometry"))
+        elif pa.types.is_timestamp(t):
+            unit = t.unit
+            values = column.cast(pa.timestamp(unit)).to_numpy(zero_copy_only=False).astype(f"datetime64[{unit}]")
+            out.append(_Column(name, values, values.dtype, attrs, "time"))
+        elif pa.types.is_duration(t):
+            values = column.to_numpy(zero_copy_only=False).astype(f"timedelta64[{t.unit}]")
+            out.append(_Column(name, values, values.dtype, attrs, "time"))
+        elif pa.types.is_date(t):
+            values = column.cast(pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+            out.append(_Column(name, values, values.dtype, attrs, "time"))
+        elif pa.types.is_boolean(t):
+            values = column.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+            out.append(_Column(name, values, values.dtype, attrs, "other"))
+        elif pa.types.is_integer(t) or pa.types.is_floating(t):
+            if column.null_count and pa.types.is_integer(t):
+                column = column.cast(pa.float64())  # nulls become NaN
+            values = column.to_numpy(zero_copy_only=False)
+            if values.dtype == object:
+                values = values.astype(float)
+            out.append(_Column(name, values, values.dtype, attrs, "number"))
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            values = np.array(column.fill_null("").to_pylist(), dtype=object)
+            out.append(_Column(name, values, str, attrs, "text"))
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            values = np.array(column.fill_null(b"").to_pylist(), dtype=object)
+            out.append(_Column(name, values, zarr.dtype.VariableLengthBytes(), attrs, "other"))
+        else:
+            # Nested values (STAC assets, links, ...) are kept as JSON text.
+            values = np.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
+                              dtype=object)
+            values[values == None] = ""  # noqa: E711
+            attrs["encoding"] = "json"
+            out.append(_Column(name, values, str, attrs, "other"))
+    return out
+
+
+def hilbert_index(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float],
+                  order: int = 16) -> np.ndarray:
+    """Hilbert curve index of points (x, y) on a 2^order grid over ``bounds``."""
+    n = 1 << order
+    xmin, ymin, xmax, ymax = bounds
+    sx = (xmax - xmin) or 1.0
+    sy = (ymax - ymin) or 1.0
+    xi = np.clip(((x - xmin) / sx * (n - 1)).astype(np.int64), 0, n - 1)
+    yi = np.clip(((y - ymin) / sy * (n - 1)).astype(np.int64), 0, n - 1)
+    d = np.zeros(len(xi), dtype=np.int64)
+    s = n >> 1
+    while s > 0:
+        rx = ((xi & s) > 0).astype(np.int64)
+        ry = ((yi & s) > 0).astype(np.int64)
+        d += s * s * ((3 * rx) ^ ry)
+        # rotate
+        flip = ry == 0
+        swap_x = np.where(flip & (rx == 1), n - 1 - xi, xi)
+        swap_y = np.where(flip & (rx == 1), n - 1 - yi, yi)
+        xi, yi = np.where(flip, swap_y, xi), np.where(flip, swap_x, yi)
+        s >>= 1
+    return d
+
+
+def _geometry_bounds(values: np.ndarray) -> np.ndarray:
+    import shapely
+
+    geoms = np.empty(len(values), dtype=object)
+    present = np.array([len(v) > 0 for v in values], dtype=bool)
+    geoms[present] = shapely.from_wkb(values[present])
+    geoms[~present] = None
+    return shapely.bounds(geoms)  # NaN rows for missing/empty
+
+
+def _block_stats(col: _Column, block_rows: int) -> dict[str, Any] | None:
+    n = len(col.values)
+    starts = range(0, n, block_rows)
+    if col.kind == "geometry":
+        b = _geometry_bounds(col.values)
+        out = []
+        for s in starts:
+            part = b[s : s + block_rows]
+            ok = ~np.isnan(part).any(axis=1)
+            if not ok.any():
+                out.append(None)
+            else:
+                p = part[ok]
+                out.append([float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 2].max()), float(p[:, 3].max())])
+        return {"bbox": out}
+    if col.kind == "time":
+        raw = col.values.view("int64")
+        nat = np.iinfo(np.int64).min
+        mins, maxs = [], []
+        for s in starts:
+            part = raw[s : s + block_rows]
+            part = part[part != nat]
+            mins.append(int(part.min()) if len(part) else None)
+            maxs.append(int(part.max()) if len(part) else None)
+        return {"min": mins, "max": maxs}
+    if col.kind == "number":
+        mins, maxs = [], []
+        for s in starts:
+            part = col.values[s : s + block_rows]
+            if part.dtype.kind == "f":
+                part = part[~np.isnan(part)]
+            cast = float if part.dtype.kind == "f" else int
+            mins.append(cast(part.min()) if len(part) else None)
+            maxs.append(cast(part.max()) if len(part) else None)
+        return {"min": mins, "max": maxs}
+    if col.kind == "text":
+        mins, maxs = [], []
+        for s in starts:
+            part = col.values[s : s + block_rows]
+            mins.append(str(part.min()) if len(part) else None)
+            maxs.append(str(part.max()) if len(part) else None)
+        return {"min": mins, "max": maxs}
+    return None
+
+
+def _sort_order(columns: list[_Column]) -> np.ndarray | None:
+    geo = next((c for c in columns if c.kind == "geometry"), None)
+    if geo is None:
+        return None
+    b = _geometry_bounds(geo.values)
+    cx = (b[:, 0] + b[:, 2]) / 2
+    cy = (b[:, 1] + b[:, 3]) / 2
+    valid = ~np.isnan(cx)
+    if not valid.any():
+        return None
+    bounds = (np.nanmin(cx), np.nanmin(cy), np.nanmax(cx), np.nanmax(cy))
+    key = np.full(len(cx), np.iinfo(np.int64).max)
+    key[valid] = hilbert_index(cx[valid], cy[valid], bounds)
+    return np.argsort(key, kind="stable")
+
+
+def _read_tail(array: Any, start: int) -> np.ndarray:
+    return np.asarray(array[start:]) if start < array.shape[0] else np.asarray(array[0:0])
+
+
+def write_meta(
+    data: Any,
+    uri: str | Path,
+    *,
+    group: str = "meta",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    sort: bool = False,
+    crs: Any = None,
+    mode: str = "w",
+    geometry_columns: Sequence[str] | None = None,
+    zarr_format: int = 3,
+) -> str:
+    """Write item metadata as the ``meta`` group of a Zarr store.
+
+    Args:
+        data: a pyarrow Table (``geoarrow.wkb`` fields are geometry), a
+            GeoDataFrame, or the path of a stac-geoparquet file.
+        uri: local path or ``file://`` URL of the store.
+        group: group path inside the store.
+        chunk_size: rows per chunk; statistics are kept per chunk.
+        sort: order rows along a Hilbert curve of the first geometry column's
+            bbox centres, so chunk extents are tight and spatial queries skip more.
+        crs: CRS of the geometry columns (overrides the data's own).
+        mode: ``"w"`` replaces the group, ``"a"`` appends rows to it.
+        geometry_columns: extra columns to treat as geometry (WKB bytes).
+        zarr_format: 2 or 3.
+
+    Returns:
+        The store's ``file://`` URI.
+
+    Examples:
+        >>> write_meta(items_gdf, "/data/store.zarr", sort=True)  # doctest: +SKIP
+    """
+    if mode not in ("w", "a"):
+        raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    with warnings.catch_warnings():
+        # zarr-python flags vlen-bytes as lacking a final v3 spec; it is the
+        # reference writer's own encoding and reads back everywhere we need.
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        return _write(data, uri, group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
+
+
+def _write(data: Any, uri: str | Path, group: str, chunk_size: int, sort: bool, crs: Any, mode: str,
+           geometry_columns: Sequence[str] | None, zarr_format: int) -> str:
+    import zarr
+
+    path = _local_path(uri)
+    table, crs_by_column = _as_table(data)
+    columns = _prepare(table, crs_by_column, crs, geometry_columns)
+    if sort:
+        order = _sort_order(columns)
+        if order is not None:
+            for c in columns:
+                c.values = c.values[order]
+
+    root = zarr.open_group(str(path), mode="a", zarr_format=zarr_format if mode == "w" else None)
+    exists = group in root if group else True
+    if mode == "w" or not exists:
+        if group and exists:
+            del root[group]
+        g = root.require_group(group) if group else root
+        for c in columns:
+            a = g.create_array(c.name, shape=(len(c.values),), dtype=c.dtype, chunks=(chunk_size,),
+                               overwrite=True)
+            if len(c.values):
+                a[:] = c.values
+            if c.attrs:
+                a.attrs.update(c.attrs)
+        stats = {c.name: s for c in columns if (s := _block_stats(c, chunk_size)) is not None}
+        attrs = {STATS_ATTRIBUTE: {"version": 1, "num_rows": len(table), "block_rows": chunk_size,
+                                   "columns": stats}}
+        geo_attrs = [c.attrs for c in columns if c.kind == "geometry"]
+        if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
+            attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
+        g.attrs.update(attrs)
+        return path.resolve().as_uri()
+
+    # Append: same columns; statistics recomputed for the blocks that change.
+    g = root[group] if group else root
+    existing = {name: arr for name, arr in g.arrays()}
+    names = [c.name for c in columns]
+    if sorted(existing) != sorted(names):
+        raise ValueError(f"{path}: cannot append columns {sorted(names)} to a group with {sorted(existing)}")
+    old_n = next(iter(existing.values())).shape[0] if existing else 0
+    old = dict(g.attrs).get(STATS_ATTRIBUTE)
+    block_rows = int(old["block_rows"]) if old and old.get("num_rows") == old_n else None
+    for c in columns:
+        a = existing[c.name]
+        a.resize((old_n + len(c.values),))
+        if len(c.values):
+            a[old_n:] = c.values
+    new_n = old_n + len(table)
+    if block_rows is None:
+        # The group had no (or stale) statistics: leave it without.
+        if STATS_ATTRIBUTE in g.attrs:
+            del g.attrs[STATS_ATTRIBUTE]
+        return path.resolve().as_uri()
+    first = (old_n // block_rows) * block_rows  # first block that changes
+    stats = dict(old["columns"])
+    for c in columns:
+        if c.name not in stats:
+            continue
+        tail = _Column(c.name, _read_tail(existing[c.name], first), c.dtype, c.attrs, c.kind)
+        if tail.kind == "text" or tail.kind == "geometry":
+            tail.values = np.asarray(tail.values, dtype=object)
+        fresh = _block_stats(tail, block_rows)
+        kept = first // block_rows
+        stats[c.name] = {k: list(v[:kept]) + fresh[k] for k, v in stats[c.name].items()}
+    g.attrs[STATS_ATTRIBUTE] = {"version": 1, "num_rows": new_n, "block_rows": block_rows, "columns": stats}
+    return path.resolve().as_uri()

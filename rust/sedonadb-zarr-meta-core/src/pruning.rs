@@ -1,0 +1,339 @@
+//! Predicates that let a scan skip chunks, and the evidence to skip them:
+//! per-chunk statistics stored in the group's attributes, or, when a store
+//! has none, the decoded filter columns of each chunk.
+//!
+//! Everything here is conservative: a predicate may only say "no row of
+//! these rows can match"; the host always re-applies the real filter.
+
+use std::cmp::Ordering;
+use std::ops::Range;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, TimeUnit};
+use serde_json::Value;
+
+use crate::bounds::{intersects, wkb_extent, BBox, Extent};
+use crate::decode::ColumnKind;
+use crate::group::MetaGroup;
+
+/// Group attribute holding per-chunk statistics (see [`ChunkStats`]).
+pub const STATS_ATTRIBUTE: &str = "zarr_meta:stats";
+
+/// A comparable value: integers (incl. timestamps in nanoseconds), floats, text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Int(i128),
+    Float(f64),
+    Str(String),
+}
+
+impl Lit {
+    /// Total order where it is known; `None` when the comparison is uncertain.
+    pub fn cmp(&self, other: &Lit) -> Option<Ordering> {
+        const EXACT: i128 = 1 << 53;
+        match (self, other) {
+            (Lit::Int(a), Lit::Int(b)) => Some(a.cmp(b)),
+            (Lit::Float(a), Lit::Float(b)) => a.partial_cmp(b),
+            (Lit::Int(a), Lit::Float(b)) if a.abs() < EXACT => (*a as f64).partial_cmp(b),
+            (Lit::Float(a), Lit::Int(b)) if b.abs() < EXACT => a.partial_cmp(&(*b as f64)),
+            (Lit::Str(a), Lit::Str(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+/// One end of a range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub value: Lit,
+    pub inclusive: bool,
+}
+
+/// What rows of one column must satisfy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// The geometry's bounding box intersects this box.
+    BBox(BBox),
+    /// `lower <(=) value <(=) upper`.
+    Range { lower: Option<Bound>, upper: Option<Bound> },
+    /// The value is one of these.
+    In(Vec<Lit>),
+}
+
+/// A test on the column at `column` (index into the group's columns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicate {
+    pub column: usize,
+    pub test: Test,
+}
+
+impl Predicate {
+    /// Could any value in `[min, max]` pass? `None` bounds mean unknown.
+    fn may_match_range(&self, min: Option<&Lit>, max: Option<&Lit>) -> bool {
+        let (Some(min), Some(max)) = (min, max) else { return true };
+        match &self.test {
+            Test::BBox(_) => true,
+            Test::Range { lower, upper } => {
+                let above = lower.as_ref().is_none_or(|l| match max.cmp(&l.value) {
+                    Some(Ordering::Less) => false,
+                    Some(Ordering::Equal) => l.inclusive,
+                    _ => true,
+                });
+                let below = upper.as_ref().is_none_or(|u| match min.cmp(&u.value) {
+                    Some(Ordering::Greater) => false,
+                    Some(Ordering::Equal) => u.inclusive,
+                    _ => true,
+                });
+                above && below
+            }
+            Test::In(values) => values.iter().any(|v| {
+                !matches!(v.cmp(min), Some(Ordering::Less)) && !matches!(v.cmp(max), Some(Ordering::Greater))
+            }),
+        }
+    }
+
+    fn passes(&self, v: &Lit) -> bool {
+        self.may_match_range(Some(v), Some(v))
+    }
+}
+
+/// Statistics of one column for one block of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlockStat {
+    MinMax(Option<Lit>, Option<Lit>),
+    BBox(Option<BBox>),
+}
+
+/// Per-block statistics read from [`STATS_ATTRIBUTE`].
+///
+/// ```json
+/// {"version": 1, "num_rows": 1000000, "block_rows": 100000,
+///  "columns": {"bbox": {"bbox": [[xmin, ymin, xmax, ymax], null, ...]},
+///              "date": {"min": [...], "max": [...]}}}
+/// ```
+/// Values are stored values (for `datetime64` the integers NumPy stores);
+/// `null` marks a block without valid values. Statistics whose `num_rows`
+/// differs from the arrays' length are stale and ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkStats {
+    pub block_rows: u64,
+    /// `columns[i]` are the stats of group column `i`, one per block, if any.
+    pub columns: Vec<Option<Vec<BlockStat>>>,
+}
+
+fn json_lit(v: &Value, kind: &ColumnKind) -> Option<Lit> {
+    match kind {
+        ColumnKind::Timestamp(conv) | ColumnKind::Duration(conv) => {
+            let raw = v.as_i64()?;
+            let value = conv.convert(raw).ok()??;
+            Some(Lit::Int(value as i128 * unit_nanos(conv.unit)))
+        }
+        ColumnKind::Primitive(dt) if dt.is_integer() => {
+            v.as_i64().map(|i| Lit::Int(i as i128)).or_else(|| v.as_u64().map(|u| Lit::Int(u as i128)))
+        }
+        ColumnKind::Primitive(DataType::Float32 | DataType::Float64) | ColumnKind::Float16 => v.as_f64().map(Lit::Float),
+        ColumnKind::Utf8(_) => v.as_str().map(|s| Lit::Str(s.to_string())),
+        _ => None,
+    }
+}
+
+fn json_bbox(v: &Value) -> Option<BBox> {
+    let a = v.as_array()?;
+    if a.len() != 4 {
+        return None;
+    }
+    let mut b = [0.0; 4];
+    for (i, x) in a.iter().enumerate() {
+        b[i] = x.as_f64()?;
+    }
+    Some(b)
+}
+
+impl ChunkStats {
+    /// Read statistics from the group's attributes; `None` if absent, stale or malformed.
+    pub fn from_group(group: &MetaGroup) -> Option<ChunkStats> {
+        let stats = group.attributes.get(STATS_ATTRIBUTE)?;
+        if stats.get("version")?.as_u64()? != 1 || stats.get("num_rows")?.as_u64()? != group.num_rows {
+            return None;
+        }
+        let block_rows = stats.get("block_rows")?.as_u64().filter(|b| *b > 0)?;
+        let blocks = group.num_rows.div_ceil(block_rows) as usize;
+        let by_name = stats.get("columns")?.as_object()?;
+        let columns = group
+            .columns
+            .iter()
+            .map(|c| {
+                let s = by_name.get(&c.name)?;
+                if let Some(boxes) = s.get("bbox").and_then(Value::as_array) {
+                    (boxes.len() == blocks).then(|| boxes.iter().map(|b| BlockStat::BBox(json_bbox(b))).collect())
+                } else {
+                    let (min, max) = (s.get("min")?.as_array()?, s.get("max")?.as_array()?);
+                    (min.len() == blocks && max.len() == blocks).then(|| {
+                        min.iter()
+                            .zip(max)
+                            .map(|(a, b)| BlockStat::MinMax(json_lit(a, &c.kind), json_lit(b, &c.kind)))
+                            .collect()
+                    })
+                }
+            })
+            .collect();
+        Some(ChunkStats { block_rows, columns })
+    }
+
+    /// Row ranges of `rows` that may hold matches of all `predicates`.
+    pub fn prune(&self, predicates: &[Predicate], rows: Range<u64>) -> Vec<Range<u64>> {
+        let mut out: Vec<Range<u64>> = Vec::new();
+        if rows.start >= rows.end {
+            return out;
+        }
+        let first = rows.start / self.block_rows;
+        let last = (rows.end - 1) / self.block_rows;
+        for block in first..=last {
+            let keep = predicates.iter().all(|p| {
+                let Some(Some(stats)) = self.columns.get(p.column) else { return true };
+                match (stats.get(block as usize), &p.test) {
+                    (Some(BlockStat::BBox(None)), Test::BBox(_)) => false,
+                    (Some(BlockStat::BBox(Some(b))), Test::BBox(q)) => intersects(b, q),
+                    (Some(BlockStat::MinMax(None, None)), Test::Range { .. } | Test::In(_)) => false,
+                    (Some(BlockStat::MinMax(min, max)), _) => p.may_match_range(min.as_ref(), max.as_ref()),
+                    _ => true,
+                }
+            });
+            if keep {
+                let start = (block * self.block_rows).max(rows.start);
+                let end = ((block + 1) * self.block_rows).min(rows.end);
+                match out.last_mut() {
+                    Some(prev) if prev.end == start => prev.end = end,
+                    _ => out.push(start..end),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Nanoseconds per unit.
+pub fn unit_nanos(unit: TimeUnit) -> i128 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// Value of row `i` of a decoded column as a [`Lit`] (`None` for null or unsupported).
+fn row_lit(array: &ArrayRef, i: usize) -> Option<Lit> {
+    if array.is_null(i) {
+        return None;
+    }
+    macro_rules! int {
+        ($t:ty) => {
+            Some(Lit::Int(array.as_primitive::<$t>().value(i) as i128))
+        };
+    }
+    match array.data_type() {
+        DataType::Int8 => int!(Int8Type),
+        DataType::Int16 => int!(Int16Type),
+        DataType::Int32 => int!(Int32Type),
+        DataType::Int64 => int!(Int64Type),
+        DataType::UInt8 => int!(UInt8Type),
+        DataType::UInt16 => int!(UInt16Type),
+        DataType::UInt32 => int!(UInt32Type),
+        DataType::UInt64 => int!(UInt64Type),
+        DataType::Float32 => Some(Lit::Float(array.as_primitive::<Float32Type>().value(i) as f64)),
+        DataType::Float64 => Some(Lit::Float(array.as_primitive::<Float64Type>().value(i))),
+        DataType::Timestamp(unit, _) | DataType::Duration(unit) => {
+            let raw = match (array.data_type(), unit) {
+                (DataType::Timestamp(..), TimeUnit::Second) => array.as_primitive::<TimestampSecondType>().value(i),
+                (DataType::Timestamp(..), TimeUnit::Millisecond) => array.as_primitive::<TimestampMillisecondType>().value(i),
+                (DataType::Timestamp(..), TimeUnit::Microsecond) => array.as_primitive::<TimestampMicrosecondType>().value(i),
+                (DataType::Timestamp(..), TimeUnit::Nanosecond) => array.as_primitive::<TimestampNanosecondType>().value(i),
+                (_, TimeUnit::Second) => array.as_primitive::<DurationSecondType>().value(i),
+                (_, TimeUnit::Millisecond) => array.as_primitive::<DurationMillisecondType>().value(i),
+                (_, TimeUnit::Microsecond) => array.as_primitive::<DurationMicrosecondType>().value(i),
+                (_, TimeUnit::Nanosecond) => array.as_primitive::<DurationNanosecondType>().value(i),
+            };
+            Some(Lit::Int(raw as i128 * unit_nanos(*unit)))
+        }
+        DataType::Utf8 => Some(Lit::Str(array.as_string::<i32>().value(i).to_string())),
+        _ => None,
+    }
+}
+
+/// Whether any row of `array` (a decoded column) may pass `test`.
+pub fn any_row_matches(test: &Test, array: &ArrayRef) -> bool {
+    match test {
+        Test::BBox(q) => match array.data_type() {
+            DataType::Binary => {
+                let b = array.as_binary::<i32>();
+                (0..b.len()).any(|i| {
+                    b.is_valid(i)
+                        && match wkb_extent(b.value(i)) {
+                            Extent::Box(e) => intersects(&e, q),
+                            Extent::Empty => false,
+                            Extent::Unknown => true,
+                        }
+                })
+            }
+            _ => true,
+        },
+        Test::Range { .. } | Test::In(_) => {
+            let predicate = Predicate { column: 0, test: test.clone() };
+            match array.data_type() {
+                DataType::Utf8 if matches!(test, Test::In(_)) => {
+                    let s = array.as_string::<i32>();
+                    let Test::In(values) = test else { unreachable!() };
+                    let wanted: Vec<&str> = values
+                        .iter()
+                        .filter_map(|v| if let Lit::Str(s) = v { Some(s.as_str()) } else { None })
+                        .collect();
+                    if wanted.len() != values.len() {
+                        return true;
+                    }
+                    (0..s.len()).any(|i| s.is_valid(i) && wanted.contains(&s.value(i)))
+                }
+                DataType::Boolean | DataType::Binary => true,
+                _ => (0..array.len()).any(|i| row_lit(array, i).is_some_and(|v| predicate.passes(&v))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn range(lo: Option<(i128, bool)>, hi: Option<(i128, bool)>) -> Test {
+        let b = |x: Option<(i128, bool)>| x.map(|(v, inclusive)| Bound { value: Lit::Int(v), inclusive });
+        Test::Range { lower: b(lo), upper: b(hi) }
+    }
+
+    #[test]
+    fn range_against_min_max() {
+        let p = |t| Predicate { column: 0, test: t };
+        let (min, max) = (Lit::Int(10), Lit::Int(20));
+        assert!(p(range(Some((20, true)), None)).may_match_range(Some(&min), Some(&max)));
+        assert!(!p(range(Some((20, false)), None)).may_match_range(Some(&min), Some(&max)));
+        assert!(!p(range(None, Some((10, false)))).may_match_range(Some(&min), Some(&max)));
+        assert!(p(range(Some((0, true)), Some((30, true)))).may_match_range(Some(&min), Some(&max)));
+        assert!(!p(Test::In(vec![Lit::Int(5), Lit::Int(25)])).may_match_range(Some(&min), Some(&max)));
+        assert!(p(Test::In(vec![Lit::Int(15)])).may_match_range(Some(&min), Some(&max)));
+        // Unknown comparisons keep the block.
+        let big = Lit::Int(1 << 60);
+        assert!(p(Test::In(vec![Lit::Float(1.0)])).may_match_range(Some(&big), Some(&big)));
+    }
+
+    #[test]
+    fn rows_of_decoded_columns() {
+        let ints: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![1, 5, 9]));
+        assert!(any_row_matches(&range(Some((8, true)), None), &ints));
+        assert!(!any_row_matches(&range(Some((9, false)), None), &ints));
+        let text: ArrayRef = Arc::new(arrow_array::StringArray::from(vec!["a", "b"]));
+        assert!(any_row_matches(&Test::In(vec![Lit::Str("b".into())]), &text));
+        assert!(!any_row_matches(&Test::In(vec![Lit::Str("c".into())]), &text));
+    }
+}
