@@ -5,8 +5,10 @@ cd "$ROOT"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "ruff"
-"$VENV/bin/ruff" check python tests bench
-"$VENV/bin/ruff" format --check python tests bench
+"$VENV/bin/ruff" check python tests bench examples ci
+"$VENV/bin/ruff" format --check python tests bench examples ci
+log "extension module stubs"
+"$PY" "$ROOT/ci/check_stubs.py"
 if [ "${SZM_SKIP_CLIPPY:-0}" != 1 ]; then
     log "cargo clippy"
     cargo clippy --release --workspace --all-targets -- -D warnings

@@ -19,7 +19,6 @@ import pyarrow as pa
 import sedonadb
 import shapely
 import zarr
-
 from sedonadb_zarr_meta import ZarrMetaSpec, register
 
 COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
@@ -32,9 +31,7 @@ def make_catalogue(path: Path, n: int, seed: int = 42) -> str:
     y = rng.uniform(-60, 75, n)
     size = rng.uniform(0.5, 3.0, n)
     bbox = shapely.to_wkb(shapely.box(x, y, np.minimum(x + size, 180), np.minimum(y + size, 85)))
-    date = np.datetime64("2024-01-01", "ms") + rng.integers(0, 365 * 86_400_000, n).astype(
-        "timedelta64[ms]"
-    )
+    date = np.datetime64("2024-01-01", "ms") + rng.integers(0, 365 * 86_400_000, n).astype("timedelta64[ms]")
     group = zarr.open_group(str(path), mode="w").create_group("meta")
     chunk = (min(n, 25_000),)
     columns = {

@@ -44,9 +44,7 @@ def write_group(
             dtype = zarr.dtype.VariableLengthBytes()
         elif dtype is object:
             dtype = str
-        a = g.create_array(
-            name, shape=data.shape, dtype=dtype, chunks=(max(1, n_chunk),), **create_kwargs
-        )
+        a = g.create_array(name, shape=data.shape, dtype=dtype, chunks=(max(1, n_chunk),), **create_kwargs)
         if len(data):
             a[:] = data
         if array_attrs and name in array_attrs:
@@ -85,7 +83,6 @@ def items_store(tmp_path: Path, items_data: dict[str, np.ndarray]) -> str:
 @pytest.fixture
 def sedona():
     import sedonadb
-
     from sedonadb_zarr_meta import register
 
     con = sedonadb.connect()

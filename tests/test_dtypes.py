@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from sedonadb_zarr_meta import ZarrMetaSpec
 
 from .conftest import write_group
@@ -23,16 +22,33 @@ CASES = {
     "u2": (np.array([0, 1, 200, 65535], dtype="uint16"), pa.uint16(), [0, 1, 200, 65535]),
     "u4": (np.array([0, 1, 2, 2**32 - 1], dtype="uint32"), pa.uint32(), [0, 1, 2, 2**32 - 1]),
     "u8": (np.array([0, 1, 2, 2**64 - 1], dtype="uint64"), pa.uint64(), [0, 1, 2, 2**64 - 1]),
-    "f2": (np.array([1.5, -2.0, 0.25, 65504], dtype="float16"), pa.float32(), [1.5, -2.0, 0.25, 65504.0]),
-    "f4": (np.array([1.5, -2.0, 0.1, 3e38], dtype="float32"), pa.float32(),
-           [float(v) for v in np.array([1.5, -2.0, 0.1, 3e38], dtype="float32")]),
+    "f2": (
+        np.array([1.5, -2.0, 0.25, 65504], dtype="float16"),
+        pa.float32(),
+        [1.5, -2.0, 0.25, 65504.0],
+    ),
+    "f4": (
+        np.array([1.5, -2.0, 0.1, 3e38], dtype="float32"),
+        pa.float32(),
+        [float(v) for v in np.array([1.5, -2.0, 0.1, 3e38], dtype="float32")],
+    ),
     "f8": (np.array([1.5, -2.0, 0.1, 1e300]), pa.float64(), [1.5, -2.0, 0.1, 1e300]),
-    "s": (np.array(["a", "ünï", "", "longer text"], dtype=object), pa.string(),
-          ["a", "ünï", "", "longer text"]),
-    "vb": (np.array([b"\x00\x01", b"", b"abc", b"\xff" * 10], dtype=object), pa.binary(),
-           [b"\x00\x01", b"", b"abc", b"\xff" * 10]),
+    "s": (
+        np.array(["a", "ünï", "", "longer text"], dtype=object),
+        pa.string(),
+        ["a", "ünï", "", "longer text"],
+    ),
+    "vb": (
+        np.array([b"\x00\x01", b"", b"abc", b"\xff" * 10], dtype=object),
+        pa.binary(),
+        [b"\x00\x01", b"", b"abc", b"\xff" * 10],
+    ),
     "u": (np.array(["ab", "c", "", "xyé"], dtype="<U3"), pa.string(), ["ab", "c", "", "xyé"]),
-    "sb": (np.array([b"ab", b"c", b"", b"xyz"], dtype="|S3"), pa.binary(), [b"ab", b"c", b"", b"xyz"]),
+    "sb": (
+        np.array([b"ab", b"c", b"", b"xyz"], dtype="|S3"),
+        pa.binary(),
+        [b"ab", b"c", b"", b"xyz"],
+    ),
 }
 
 
@@ -42,15 +58,27 @@ def _dt(values, unit):
 
 TIME_CASES = {
     # NumPy unit -> (data, Arrow type); Arrow values are computed from NumPy below.
-    "dt_ms": (_dt(["2024-01-01", "NaT", "2024-02-03T04:05:06.007", "1969-12-31T23:59:59.999"], "ms"),
-              pa.timestamp("ms")),
-    "dt_s": (_dt(["2024-01-01T00:00:01", "NaT", "1900-01-01", "2262-01-01"], "s"), pa.timestamp("s")),
-    "dt_us": (_dt(["2024-01-01T00:00:00.000001", "NaT", "1970-01-01", "2000-01-01"], "us"),
-              pa.timestamp("us")),
-    "dt_ns": (_dt(["2024-01-01T00:00:00.000000001", "NaT", "1970-01-01", "2000-01-01"], "ns"),
-              pa.timestamp("ns")),
+    "dt_ms": (
+        _dt(["2024-01-01", "NaT", "2024-02-03T04:05:06.007", "1969-12-31T23:59:59.999"], "ms"),
+        pa.timestamp("ms"),
+    ),
+    "dt_s": (
+        _dt(["2024-01-01T00:00:01", "NaT", "1900-01-01", "2262-01-01"], "s"),
+        pa.timestamp("s"),
+    ),
+    "dt_us": (
+        _dt(["2024-01-01T00:00:00.000001", "NaT", "1970-01-01", "2000-01-01"], "us"),
+        pa.timestamp("us"),
+    ),
+    "dt_ns": (
+        _dt(["2024-01-01T00:00:00.000000001", "NaT", "1970-01-01", "2000-01-01"], "ns"),
+        pa.timestamp("ns"),
+    ),
     "dt_D": (_dt(["2024-01-01", "NaT", "1970-01-02", "1800-03-01"], "D"), pa.timestamp("s")),
-    "dt_h": (_dt(["2024-01-01T05", "NaT", "1970-01-02T00", "1800-03-01T23"], "h"), pa.timestamp("s")),
+    "dt_h": (
+        _dt(["2024-01-01T05", "NaT", "1970-01-02T00", "1800-03-01T23"], "h"),
+        pa.timestamp("s"),
+    ),
     "dt_M": (_dt(["2024-03", "NaT", "1970-01", "1969-12"], "M"), pa.timestamp("s")),
     "dt_Y": (_dt(["2024", "NaT", "1970", "1600"], "Y"), pa.timestamp("s")),
     "dt_10s": (np.array([1, 2, -3, "NaT"], dtype="datetime64[10s]"), pa.timestamp("s")),
@@ -119,7 +147,10 @@ def test_codecs(tmp_path, sedona, zarr_format, compressor):
     values = np.arange(1000, dtype="int64") * 7
     text = np.array([f"t{i}" for i in range(1000)], dtype=object)
     uri = write_group(
-        tmp_path / "c.zarr", {"v": values, "s": text}, zarr_format=zarr_format, chunks=128,
+        tmp_path / "c.zarr",
+        {"v": values, "s": text},
+        zarr_format=zarr_format,
+        chunks=128,
         compressors=compressors,
     )
     table = _read(sedona, uri)
@@ -133,8 +164,13 @@ def test_crc32c_and_sharding(tmp_path, sedona):
     values = np.arange(1000, dtype="float64") / 3
     text = np.array([f"s{i % 17}" for i in range(1000)], dtype=object)
     path = tmp_path / "sh.zarr"
-    write_group(path, {"v": values}, chunks=50, shards=(200,),
-                compressors=[zarr.codecs.ZstdCodec(), zarr.codecs.Crc32cCodec()])
+    write_group(
+        path,
+        {"v": values},
+        chunks=50,
+        shards=(200,),
+        compressors=[zarr.codecs.ZstdCodec(), zarr.codecs.Crc32cCodec()],
+    )
     uri = write_group(path, {"s": text}, chunks=50, shards=(400,))
     table = _read(sedona, uri)
     assert table.column("v").to_pylist() == values.tolist()

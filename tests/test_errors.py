@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 import shapely
 import zarr
-
 from sedonadb_zarr_meta import ZarrMetaError, ZarrMetaSpec, open_meta
 
 from .conftest import write_group
@@ -128,7 +127,9 @@ def test_invalid_wkb(sedona, tmp_path):
 
 
 def test_invalid_wkt(sedona, tmp_path):
-    uri = write_group(tmp_path / "t.zarr", {"bbox": np.array(["POINT (1 2)", "POLYGON ((0 0, 1"], dtype=object)})
+    uri = write_group(
+        tmp_path / "t.zarr", {"bbox": np.array(["POINT (1 2)", "POLYGON ((0 0, 1"], dtype=object)}
+    )
     with pytest.raises(Exception, match=r"t.zarr: array 'bbox': .*row 1: invalid WKT"):
         scan_all(sedona, uri)
 

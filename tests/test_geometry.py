@@ -8,7 +8,6 @@ import geopandas
 import numpy as np
 import pyarrow as pa
 import shapely
-
 from sedonadb_zarr_meta import ZarrMetaSpec
 
 from .conftest import write_group
@@ -82,13 +81,12 @@ def test_geometry_columns_option(tmp_path, sedona):
 
 def test_st_intersects_literal_matches_shapely(sedona, items_store, items_data):
     expected = sorted(
-        items_data["id"][shapely.intersects(shapely.from_wkb(items_data["bbox"]),
-                                            shapely.from_wkt(AREA))].tolist()
+        items_data["id"][
+            shapely.intersects(shapely.from_wkb(items_data["bbox"]), shapely.from_wkt(AREA))
+        ].tolist()
     )
     assert 0 < len(expected) < len(items_data["id"])
-    query = (
-        "SELECT id FROM m WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{a}'), 4326))"
-    ).format(a=AREA)
+    query = f"SELECT id FROM m WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{AREA}'), 4326))"
     sedona.read_format(ZarrMetaSpec(), items_store).to_view("m")
     got = sorted(pa.table(sedona.sql(query)).column("id").to_pylist())
     assert got == expected
@@ -101,7 +99,11 @@ def test_st_intersects_literal_matches_shapely(sedona, items_store, items_data):
 def test_spatial_join_matches_geopandas(tmp_path, sedona, items_store, items_data):
     regions = geopandas.GeoDataFrame(
         {"region": ["west", "east", "north"]},
-        geometry=[shapely.box(-180, -60, 0, 20), shapely.box(0, -60, 180, 20), shapely.box(-180, 20, 180, 90)],
+        geometry=[
+            shapely.box(-180, -60, 0, 20),
+            shapely.box(0, -60, 180, 20),
+            shapely.box(-180, 20, 180, 90),
+        ],
         crs="OGC:CRS84",
     )
     parquet = tmp_path / "regions.parquet"
@@ -110,7 +112,10 @@ def test_spatial_join_matches_geopandas(tmp_path, sedona, items_store, items_dat
         {"id": items_data["id"]}, geometry=shapely.from_wkb(items_data["bbox"]), crs="OGC:CRS84"
     )
     expected = sorted(
-        map(tuple, geopandas.sjoin(items_gdf, regions, predicate="intersects")[["id", "region"]].values.tolist())
+        map(
+            tuple,
+            geopandas.sjoin(items_gdf, regions, predicate="intersects")[["id", "region"]].values.tolist(),
+        )
     )
 
     sedona.read_format(ZarrMetaSpec(), items_store).to_view("m")

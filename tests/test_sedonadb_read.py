@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from sedonadb_zarr_meta import ZarrMetaSpec, register
 
 
@@ -27,7 +26,10 @@ def test_read_format_select_star(sedona, items_store, items_data):
     [
         ("SELECT collection, id FROM m", {"collection": "collection", "id": "id"}),
         ("SELECT id AS item, date AS t FROM m", {"item": "id", "t": "date"}),
-        ("SELECT cloud_cover, bbox, id FROM m", {"cloud_cover": "cloud_cover", "bbox": "bbox", "id": "id"}),
+        (
+            "SELECT cloud_cover, bbox, id FROM m",
+            {"cloud_cover": "cloud_cover", "bbox": "bbox", "id": "id"},
+        ),
         ("SELECT id, id AS again FROM m", {"id": "id", "again": "id"}),
     ],
 )
@@ -73,7 +75,9 @@ def test_options(sedona, items_store, items_data):
     table = pa.table(df)
     assert table.schema.names == ["id", "collection"]
     assert table.column("id").to_pylist() == items_data["id"].tolist()
-    assert pa.table(sedona.read_format(ZarrMetaSpec(), items_store, {"arrays": ["date"]})).schema.names == ["date"]
+    assert pa.table(sedona.read_format(ZarrMetaSpec(), items_store, {"arrays": ["date"]})).schema.names == [
+        "date"
+    ]
 
 
 def test_register_twice_is_harmless(sedona, items_store):
@@ -114,6 +118,8 @@ def test_nested_groups_are_ignored_and_plain_paths_work(tmp_path, sedona):
 
     path = tmp_path / "n.zarr"
     write_group(path, {"x": np.arange(3)})
-    zarr.open_group(str(path / "meta"), mode="a").create_group("sub").create_array("z", shape=(9,), dtype="i4")
+    zarr.open_group(str(path / "meta"), mode="a").create_group("sub").create_array(
+        "z", shape=(9,), dtype="i4"
+    )
     table = pa.table(sedona.read_format(ZarrMetaSpec(), str(path)))
     assert table.schema.names == ["x"]

@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import shapely
-
 from sedonadb_zarr_meta import ZarrMetaSpec, register
 
 from .conftest import write_group
@@ -111,8 +110,7 @@ def test_aliases_self_join_cte_subquery_and_options(host, items_store, items_dat
     n = len(items_data["id"])
     t = collect(
         host,
-        f"SELECT count(*) AS n FROM {call(items_store)} AS a JOIN {call(items_store)} AS b "
-        "ON a.id = b.id",
+        f"SELECT count(*) AS n FROM {call(items_store)} AS a JOIN {call(items_store)} AS b ON a.id = b.id",
     )
     assert t.column("n").to_pylist() == [n]
     t = collect(
@@ -142,7 +140,10 @@ def test_spatial_join_with_geoparquet(host, sedona, tmp_path, items_store, items
         {"id": items_data["id"]}, geometry=shapely.from_wkb(items_data["bbox"]), crs="OGC:CRS84"
     )
     expected = sorted(
-        map(tuple, geopandas.sjoin(gdf, regions, predicate="intersects")[["id", "region"]].values.tolist())
+        map(
+            tuple,
+            geopandas.sjoin(gdf, regions, predicate="intersects")[["id", "region"]].values.tolist(),
+        )
     )
     if host is sedona:
         host.read_parquet(str(parquet)).to_view("regions", overwrite=True)
@@ -193,7 +194,10 @@ def test_missing_store_is_a_clear_error(host, tmp_path):
 
 def test_string_literal_with_call_text_is_unchanged(sedona, items_store):
     text = "sd_read_zarr_meta('x') -- not a call"
-    t = collect(sedona, f"SELECT '{text}' AS s, count(*) AS n FROM {call(items_store)} /* sd_read_zarr_meta('y') */")
+    t = collect(
+        sedona,
+        f"SELECT '{text}' AS s, count(*) AS n FROM {call(items_store)} /* sd_read_zarr_meta('y') */",
+    )
     assert t.column("s").to_pylist() == [text]
     assert t.column("n").to_pylist() == [500]
 

@@ -10,7 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-OPTION_KEYS: frozenset[str] = frozenset({"group", "arrays", "geometry_columns", "crs", "batch_size"})
+OPTION_KEYS: frozenset[str] = frozenset(
+    {"group", "arrays", "geometry_columns", "crs", "batch_size", "pushdown"}
+)
 
 
 def _string_list(key: str, value: Any) -> list[str]:
@@ -35,9 +37,7 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in options.items():
         if key not in OPTION_KEYS:
-            raise ValueError(
-                f"unknown option {key!r} (expected one of: {', '.join(sorted(OPTION_KEYS))})"
-            )
+            raise ValueError(f"unknown option {key!r} (expected one of: {', '.join(sorted(OPTION_KEYS))})")
         if value is None:
             continue
         if key == "group":
@@ -48,6 +48,9 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         elif key == "crs":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"option 'crs' must be a non-empty string, got {value!r}")
+        elif key == "pushdown":
+            if not isinstance(value, bool):
+                raise ValueError(f"option 'pushdown' must be true or false, got {value!r}")
         elif key == "batch_size":
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"option 'batch_size' must be a positive integer, got {value!r}")

@@ -37,9 +37,7 @@ def is_sedonadb_context(con: Any) -> bool:
     return isinstance(con, SedonaContext)
 
 
-def read_format(
-    con: Any, spec: ZarrMetaSpec, uri: str, options: Mapping[str, Any] | None = None
-) -> Any:
+def read_format(con: Any, spec: ZarrMetaSpec, uri: str, options: Mapping[str, Any] | None = None) -> Any:
     """Read ``uri`` with ``spec`` into a SedonaDB DataFrame of ``con``.
 
     The DataFrame re-scans the store on every query, with projection, limit

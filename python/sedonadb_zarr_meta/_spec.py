@@ -90,7 +90,8 @@ class ZarrMetaSpec(ExternalFormatSpec):
                     f"{args.src.to_url()}: the store's columns {ours} no longer match "
                     f"the planned schema {names}"
                 ) from e
-        return table.scan(columns=columns, batch_size=args.batch_size, bbox=_pushed_bbox(args))
+        bbox = _pushed_bbox(args) if self._options.get("pushdown", True) else None
+        return table.scan(columns=columns, batch_size=args.batch_size, bbox=bbox)
 
     def __repr__(self) -> str:
         return f"ZarrMetaSpec({self._options!r})"

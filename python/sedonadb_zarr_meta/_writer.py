@@ -102,14 +102,18 @@ def _as_table(data: Any) -> tuple[pa.Table, dict[str, Any]]:
         return data, {}
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data), {}
-    raise TypeError(f"write_meta() takes a pyarrow Table, a GeoDataFrame or a GeoParquet path, not {type(data).__name__}")
+    raise TypeError(
+        f"write_meta() takes a pyarrow Table, a GeoDataFrame or a GeoParquet path, not {type(data).__name__}"
+    )
 
 
 def _bbox_struct_to_wkb(column: pa.ChunkedArray) -> pa.Array:
     import shapely
 
-    parts = {k: np.asarray(column.combine_chunks().field(k).to_numpy(zero_copy_only=False), dtype=float)
-             for k in ("xmin", "ymin", "xmax", "ymax")}
+    parts = {
+        k: np.asarray(column.combine_chunks().field(k).to_numpy(zero_copy_only=False), dtype=float)
+        for k in ("xmin", "ymin", "xmax", "ymax")
+    }
     boxes = shapely.box(parts["xmin"], parts["ymin"], parts["xmax"], parts["ymax"])
     return pa.array(list(shapely.to_wkb(boxes, flavor="iso")), pa.binary())
 
@@ -121,8 +125,9 @@ class _Column:
         self.name, self.values, self.dtype, self.attrs, self.kind = name, values, dtype, attrs, kind
 
 
-def _prepare(table: pa.Table, crs_by_column: dict[str, Any], crs: Any,
-             geometry_columns: Sequence[str] | None) -> list[_Column]:
+def _prepare(
+    table: pa.Table, crs_by_column: dict[str, Any], crs: Any, geometry_columns: Sequence[str] | None
+) -> list[_Column]:
     import zarr
 
     geometry_names = set(geometry_columns or ())
@@ -135,8 +140,10 @@ def _prepare(table: pa.Table, crs_by_column: dict[str, Any], crs: Any,
             name in geometry_names
             or meta.get(b"ARROW:extension:name") == _GEOARROW_WKB
             or name in crs_by_column
-            or (name in ("bbox", "geometry") and (pa.types.is_binary(t) or pa.types.is_large_binary(t)
-                                                  or pa.types.is_struct(t)))
+            or (
+                name in ("bbox", "geometry")
+                and (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_struct(t))
+            )
         )
         if pa.types.is_dictionary(t):
             column = column.cast(t.value_type)
@@ -153,7 +160,9 @@ def _prepare(table: pa.Table, crs_by_column: dict[str, Any], crs: Any,
             out.append(_Column(name, values, zarr.dtype.VariableLengthBytes(), attrs, "geometry"))
         elif pa.types.is_timestamp(t):
             unit = t.unit
-            values = column.cast(pa.timestamp(unit)).to_numpy(zero_copy_only=False).astype(f"datetime64[{unit}]")
+            values = (
+                column.cast(pa.timestamp(unit)).to_numpy(zero_copy_only=False).astype(f"datetime64[{unit}]")
+            )
             out.append(_Column(name, values, values.dtype, attrs, "time"))
         elif pa.types.is_duration(t):
             values = column.to_numpy(zero_copy_only=False).astype(f"timedelta64[{t.unit}]")
@@ -179,16 +188,19 @@ def _prepare(table: pa.Table, crs_by_column: dict[str, Any], crs: Any,
             out.append(_Column(name, values, zarr.dtype.VariableLengthBytes(), attrs, "other"))
         else:
             # Nested values (STAC assets, links, ...) are kept as JSON text.
-            values = np.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
-                              dtype=object)
+            values = np.array(
+                [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
+                dtype=object,
+            )
             values[values == None] = ""  # noqa: E711
             attrs["encoding"] = "json"
             out.append(_Column(name, values, str, attrs, "other"))
     return out
 
 
-def hilbert_index(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float],
-                  order: int = 16) -> np.ndarray:
+def hilbert_index(
+    x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float], order: int = 16
+) -> np.ndarray:
     """Hilbert curve index of points (x, y) on a 2^order grid over ``bounds``."""
     n = 1 << order
     xmin, ymin, xmax, ymax = bounds
@@ -234,7 +246,14 @@ def _block_stats(col: _Column, block_rows: int) -> dict[str, Any] | None:
                 out.append(None)
             else:
                 p = part[ok]
-                out.append([float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 2].max()), float(p[:, 3].max())])
+                out.append(
+                    [
+                        float(p[:, 0].min()),
+                        float(p[:, 1].min()),
+                        float(p[:, 2].max()),
+                        float(p[:, 3].max()),
+                    ]
+                )
         return {"bbox": out}
     if col.kind == "time":
         raw = col.values.view("int64")
@@ -330,8 +349,17 @@ def write_meta(
         return _write(data, uri, group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
 
 
-def _write(data: Any, uri: str | Path, group: str, chunk_size: int, sort: bool, crs: Any, mode: str,
-           geometry_columns: Sequence[str] | None, zarr_format: int) -> str:
+def _write(
+    data: Any,
+    uri: str | Path,
+    group: str,
+    chunk_size: int,
+    sort: bool,
+    crs: Any,
+    mode: str,
+    geometry_columns: Sequence[str] | None,
+    zarr_format: int,
+) -> str:
     import zarr
 
     path = _local_path(uri)
@@ -350,15 +378,22 @@ def _write(data: Any, uri: str | Path, group: str, chunk_size: int, sort: bool, 
             del root[group]
         g = root.require_group(group) if group else root
         for c in columns:
-            a = g.create_array(c.name, shape=(len(c.values),), dtype=c.dtype, chunks=(chunk_size,),
-                               overwrite=True)
+            a = g.create_array(
+                c.name, shape=(len(c.values),), dtype=c.dtype, chunks=(chunk_size,), overwrite=True
+            )
             if len(c.values):
                 a[:] = c.values
             if c.attrs:
                 a.attrs.update(c.attrs)
         stats = {c.name: s for c in columns if (s := _block_stats(c, chunk_size)) is not None}
-        attrs = {STATS_ATTRIBUTE: {"version": 1, "num_rows": len(table), "block_rows": chunk_size,
-                                   "columns": stats}}
+        attrs = {
+            STATS_ATTRIBUTE: {
+                "version": 1,
+                "num_rows": len(table),
+                "block_rows": chunk_size,
+                "columns": stats,
+            }
+        }
         geo_attrs = [c.attrs for c in columns if c.kind == "geometry"]
         if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
             attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
@@ -396,5 +431,10 @@ def _write(data: Any, uri: str | Path, group: str, chunk_size: int, sort: bool, 
         fresh = _block_stats(tail, block_rows)
         kept = first // block_rows
         stats[c.name] = {k: list(v[:kept]) + fresh[k] for k, v in stats[c.name].items()}
-    g.attrs[STATS_ATTRIBUTE] = {"version": 1, "num_rows": new_n, "block_rows": block_rows, "columns": stats}
+    g.attrs[STATS_ATTRIBUTE] = {
+        "version": 1,
+        "num_rows": new_n,
+        "block_rows": block_rows,
+        "columns": stats,
+    }
     return path.resolve().as_uri()

@@ -9,7 +9,7 @@ use crate::error::{Result, ZarrMetaError};
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
 
 /// The option keys accepted everywhere, in documentation order.
-pub const OPTION_KEYS: [&str; 5] = ["group", "arrays", "geometry_columns", "crs", "batch_size"];
+pub const OPTION_KEYS: [&str; 6] = ["group", "arrays", "geometry_columns", "crs", "batch_size", "pushdown"];
 
 /// How to read a `meta` group.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -30,6 +30,13 @@ pub struct ReadOptions {
     /// Maximum rows per batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Use filters to skip chunks (on by default; off only to measure its effect).
+    #[serde(default = "default_pushdown")]
+    pub pushdown: bool,
+}
+
+fn default_pushdown() -> bool {
+    true
 }
 
 fn default_group() -> String {
@@ -48,6 +55,7 @@ impl Default for ReadOptions {
             geometry_columns: None,
             crs: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            pushdown: true,
         }
     }
 }

@@ -38,7 +38,8 @@ pub struct ZarrMetaTable {
 impl ZarrMetaTable {
     pub fn new(group: Arc<MetaGroup>) -> Self {
         let stats = ChunkStats::from_group(&group).map(Arc::new);
-        Self { group, stats, metrics: Arc::default(), pushdown: true }
+        let pushdown = group.options.pushdown;
+        Self { group, stats, metrics: Arc::default(), pushdown }
     }
 
     /// Turn filter pushdown (and with it chunk skipping) on or off.

@@ -1,0 +1,219 @@
+"""Benchmark: sedonadb-zarr-meta against the alternatives, side by side in one run.
+
+Workloads (generated once into ``bench/data``, reused afterwards):
+
+* D1 — 1,000,000 items, chunks of 100,000, written by zarr-python with its
+  defaults (zstd): ``bbox`` (WKB boxes), ``collection`` (3 values), ``date``
+  (datetime64[ms]), ``cloud_cover`` (float32).
+* D2 — 10,000,000 items of the same shape, spatially sorted (Hilbert curve)
+  with per-chunk statistics, written by ``write_meta``.
+
+Printed, each as a ratio of medians measured in this run:
+
+1. full scan of D1 (``SELECT *`` into an Arrow table) vs zarr-datafusion-search
+   0.1.2 (its own virtualenv, ``datafusion==53.0.0``) and vs zarr-python + pyarrow;
+2. a selective query on D2 (≈1% of the area, one month) vs the full scan of D2
+   and vs the same query with pushdown disabled;
+3. peak memory of ``SELECT collection, count(*) ... GROUP BY 1`` streaming over D2.
+
+Usage: ``python bench/run.py [--quick]`` (``--quick`` shrinks D1/D2 tenfold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
+AREA = "POLYGON((10 20, 32 20, 32 42, 10 42, 10 20))"  # 22 x 22 degrees: ~1% of the extent
+MONTH = ("2024-06-01", "2024-07-01")
+
+
+def _columns(n: int, seed: int):
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-180, 178, n)
+    y = rng.uniform(-60, 73, n)
+    w = rng.uniform(0.1, 2.0, n)
+    h = rng.uniform(0.1, 2.0, n)
+    date = np.datetime64("2024-01-01", "ms") + rng.integers(0, 366 * 86_400_000, n).astype("timedelta64[ms]")
+    return {
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": h,
+        "collection": COLLECTIONS[rng.integers(0, 3, n)],
+        "date": date,
+        "cloud_cover": rng.uniform(0, 100, n).astype("float32"),
+        "box": lambda i, j: shapely.to_wkb(shapely.box(x[i:j], y[i:j], x[i:j] + w[i:j], y[i:j] + h[i:j])),
+    }
+
+
+def make_d1(path: Path, n: int) -> str:
+    import zarr
+
+    if not (path / "meta" / "bbox").exists():
+        cols = _columns(n, 1)
+        g = zarr.open_group(str(path), mode="w").create_group("meta")
+        chunks = (min(n, 100_000),)
+        g.create_array("bbox", shape=(n,), dtype=zarr.dtype.VariableLengthBytes(), chunks=chunks)[:] = (
+            np.array(cols["box"](0, n), dtype=object)
+        )
+        g.create_array("collection", shape=(n,), dtype=str, chunks=chunks)[:] = cols["collection"].astype(
+            object
+        )
+        g.create_array("date", shape=(n,), dtype="datetime64[ms]", chunks=chunks)[:] = cols["date"]
+        g.create_array("cloud_cover", shape=(n,), dtype="float32", chunks=chunks)[:] = cols["cloud_cover"]
+    return path.resolve().as_uri()
+
+
+def make_d2(path: Path, n: int) -> str:
+    import pyarrow as pa
+    from sedonadb_zarr_meta import write_meta
+    from sedonadb_zarr_meta._writer import hilbert_index
+
+    if not (path / "meta" / "bbox").exists():
+        cols = _columns(n, 2)
+        cx, cy = cols["x"] + cols["w"] / 2, cols["y"] + cols["h"] / 2
+        order = np.argsort(hilbert_index(cx, cy, (-180, -60, 180, 75)), kind="stable")
+        for key in ("x", "y", "w", "h", "collection", "date", "cloud_cover"):
+            cols[key] = cols[key][order]
+        step = 1_000_000
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            t = pa.table(
+                {
+                    "bbox": pa.array(list(cols["box"](i, j)), pa.binary()),
+                    "collection": pa.array(cols["collection"][i:j]),
+                    "date": pa.array(cols["date"][i:j]),
+                    "cloud_cover": pa.array(cols["cloud_cover"][i:j]),
+                }
+            )
+            write_meta(t, path, chunk_size=min(n, 100_000), mode="w" if i == 0 else "a")
+    return path.resolve().as_uri()
+
+
+def measure(python: str, script: Path, *args: str) -> dict:
+    out = subprocess.run([python, str(script), *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def zds_python() -> str | None:
+    venv = Path(os.environ.get("SZM_ZDS_VENV", Path.home() / ".cache/sedonadb-zarr-meta/zds-venv"))
+    if not (venv / "bin" / "python").exists():
+        print(f"creating {venv} for zarr-datafusion-search 0.1.2 (datafusion 53)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        r = subprocess.run(
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "zarr-datafusion-search==0.1.2",
+                "datafusion==53.0.0",
+                "pyarrow",
+            ]
+        )
+        if r.returncode != 0:
+            return None
+    return str(venv / "bin" / "python")
+
+
+def median(m: dict) -> float:
+    return statistics.median(m["seconds"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--data", type=Path, default=HERE / "data")
+    p.add_argument("--repeat", type=int, default=3)
+    a = p.parse_args()
+    scale = 10 if a.quick else 1
+    n1, n2 = 1_000_000 // scale, 10_000_000 // scale
+    a.data.mkdir(parents=True, exist_ok=True)
+    d1 = make_d1(a.data / f"d1-{n1}.zarr", n1)
+    d2 = make_d2(a.data / f"d2-{n2}.zarr", n2)
+    py, script, rep = sys.executable, HERE / "measure.py", ["--repeat", str(a.repeat)]
+
+    print(f"\n== 1. full scan of D1 ({n1:,} rows) into an Arrow table ==")
+    ours_core = measure(py, script, "core", d1, *rep)
+    ours_sql = measure(py, script, "sedonadb-sql", d1, *rep)
+    zp = measure(py, script, "zarr-python", d1, *rep)
+    results = {
+        "ours (open_meta().scan())": ours_core,
+        "ours (SedonaDB SQL)": ours_sql,
+        "zarr-python + pyarrow": zp,
+    }
+    zpy = zds_python()
+    if zpy:
+        results["zarr-datafusion-search 0.1.2"] = measure(
+            zpy, HERE / "zds_scan.py", d1.removeprefix("file://"), *rep
+        )
+    for name, m in results.items():
+        print(f"  {name:32s} median {median(m):7.3f} s  rows {m['rows']:,}")
+    base = median(ours_sql)
+    for name, m in results.items():
+        if not name.startswith("ours"):
+            print(
+                f"  ratio {name} / ours (SedonaDB SQL): {median(m) / base:5.1f}x"
+                f"   / ours (open_meta): {median(m) / median(ours_core):5.1f}x"
+            )
+
+    print(f"\n== 2. selective query on D2 ({n2:,} rows, sorted, with statistics) ==")
+    where = (
+        f"WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{AREA}'), 4326)) "
+        f"AND date >= TIMESTAMP '{MONTH[0]}' AND date < TIMESTAMP '{MONTH[1]}'"
+    )
+    sel = measure(
+        py,
+        script,
+        "sedonadb-sql",
+        d2,
+        *rep,
+        "--sql",
+        f"SELECT * FROM sd_read_zarr_meta('{{store}}') {where}",
+    )
+    nopd = measure(
+        py,
+        script,
+        "sedonadb-sql",
+        d2,
+        *rep,
+        "--sql",
+        f"SELECT * FROM sd_read_zarr_meta('{{store}}', '{{{{\"pushdown\": false}}}}') {where}",
+    )
+    full = measure(py, script, "sedonadb-sql", d2, "--repeat", "1")
+    print(f"  selective query           median {median(sel):7.3f} s  rows {sel['rows']:,}")
+    print(f"  same, pushdown disabled   median {median(nopd):7.3f} s  rows {nopd['rows']:,}")
+    print(f"  full scan (SELECT *)      median {median(full):7.3f} s  rows {full['rows']:,}")
+    print(f"  ratio full scan / selective:         {median(full) / median(sel):6.1f}x")
+    print(f"  ratio no pushdown / selective:       {median(nopd) / median(sel):6.1f}x")
+
+    print("\n== 3. peak memory of a streaming aggregate over D2 ==")
+    agg = measure(
+        py,
+        script,
+        "stream-sql",
+        d2,
+        "--repeat",
+        "1",
+        "--sql",
+        "SELECT collection, count(*) AS n FROM sd_read_zarr_meta('{store}') GROUP BY 1",
+    )
+    print(
+        f"  SELECT collection, count(*) ... GROUP BY 1: peak RSS {agg['peak_rss_mb']:.0f} MB "
+        f"(process after imports: {agg['rss_after_imports_mb']:.0f} MB), {median(agg):.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Time a SQL query over a Zarr store's ``meta`` group with zarr-datafusion-search.
+
+Run with a Python environment that has ``zarr-datafusion-search``, ``datafusion``,
+``obstore`` and ``pyarrow`` installed::
+
+    python zds_scan.py STORE_PATH [--repeat N] [--query SQL]
+
+The ``meta`` group is registered as the table ``meta``. The query (default
+``SELECT * FROM meta``) is collected into a ``pyarrow.Table`` once as a warm-up,
+then ``N`` more times. One JSON line is printed:
+``{"reader": "zarr-datafusion-search", "rows": <int>, "seconds": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+from datafusion import SessionContext
+from obstore.store import LocalStore
+from zarr_datafusion_search import ZarrTable
+
+
+def make_context(store_path: str) -> SessionContext:
+    """Return a session with the store's ``meta`` group registered as ``meta``."""
+    store = LocalStore(str(Path(store_path).resolve()))
+    table = asyncio.run(ZarrTable.from_obstore(store, "/meta"))
+    ctx = SessionContext()
+    ctx.register_table("meta", table)
+    return ctx
+
+
+def run_query(ctx: SessionContext, sql: str) -> pa.Table:
+    """Run ``sql`` and collect the result into a pyarrow Table."""
+    return ctx.sql(sql).to_arrow_table()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store_path", help="path to the Zarr store root")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs (default 3)")
+    parser.add_argument("--query", default="SELECT * FROM meta", help="SQL; table is `meta`")
+    args = parser.parse_args()
+
+    ctx = make_context(args.store_path)
+    rows = run_query(ctx, args.query).num_rows  # warm-up
+    seconds: list[float] = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        rows = run_query(ctx, args.query).num_rows
+        seconds.append(time.perf_counter() - start)
+
+    print(json.dumps({"reader": "zarr-datafusion-search", "rows": rows, "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()

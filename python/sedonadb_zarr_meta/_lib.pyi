@@ -1,0 +1,60 @@
+# Type stubs of the extension module ``sedonadb_zarr_meta._lib`` (Rust, pyo3).
+# Kept beside the Rust modules' docs; ci/lint.sh checks that every exported
+# name is stubbed here.
+
+from typing import Any
+
+__version__: str
+DATAFUSION_MAJOR: int
+
+class ZarrMetaError(Exception):
+    """Base exception of sedonadb_zarr_meta."""
+
+class MetaTable:
+    """An opened ``meta`` group (metadata only; no chunk is read)."""
+
+    def __init__(self, uri: str, options_json: str | None = None) -> None: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def column_names(self) -> list[str]: ...
+    @property
+    def has_stats(self) -> bool: ...
+    def __arrow_c_schema__(self) -> object: ...
+    def scan(
+        self,
+        columns: list[int] | None = None,
+        batch_size: int | None = None,
+        start: int = 0,
+        end: int | None = None,
+        bbox: tuple[str, tuple[float, float, float, float]] | None = None,
+    ) -> BatchStream: ...
+
+class BatchStream:
+    """A single-use Arrow C stream of record batches."""
+
+    @property
+    def chunks_read(self) -> int: ...
+    @property
+    def pieces_skipped(self) -> int: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    def __arrow_c_schema__(self) -> object: ...
+
+class SedonaTableProvider:
+    """A ``meta`` group for ``sedonadb`` ``con.create_data_frame(obj)``."""
+
+    def __init__(self, uri: str, options_json: str | None = None) -> None: ...
+    @property
+    def chunks_read(self) -> int: ...
+    def __sedonadb_table_provider__(self) -> object: ...
+    def __arrow_c_schema__(self) -> object: ...
+
+class ZarrMetaTableFunction:
+    """``sd_read_zarr_meta`` as a datafusion-ffi table function."""
+
+    def __init__(self) -> None: ...
+    def __datafusion_table_function__(self, session: Any) -> object: ...
+
+def find_table_function_calls(
+    sql: str, function: str, signature: str
+) -> list[tuple[int, int, list[str]]]: ...

@@ -1,0 +1,121 @@
+"""`write_meta` output reads back identically via zarr-python and this package."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas
+import numpy as np
+import pyarrow as pa
+import pytest
+import shapely
+import zarr
+from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, write_meta
+
+from .conftest import items
+
+
+def items_table(n: int = 1000, seed: int = 3) -> pa.Table:
+    data = items(n, seed)
+    return pa.table(
+        {
+            "id": pa.array(data["id"].tolist()),
+            "collection": pa.array(data["collection"].tolist()),
+            "date": pa.array(data["date"]),
+            "cloud_cover": pa.array(data["cloud_cover"]),
+            "bbox": pa.array(data["bbox"].tolist(), pa.binary()),
+        }
+    )
+
+
+def test_round_trip_through_zarr_python_and_reader(tmp_path):
+    table = items_table()
+    uri = write_meta(table, tmp_path / "w.zarr", chunk_size=128)
+    g = zarr.open_group(str(tmp_path / "w.zarr" / "meta"), mode="r")
+    assert g["id"][:].tolist() == table.column("id").to_pylist()
+    assert g["date"][:].astype("int64").tolist() == table.column("date").cast(pa.int64()).to_pylist()
+    assert [bytes(b) for b in g["bbox"][:]] == table.column("bbox").to_pylist()
+    assert g["bbox"].attrs["proj:code"] == "OGC:CRS84"
+    back = pa.table(open_meta(uri).scan())
+    for name in table.column_names:
+        assert back.column(name).to_pylist() == table.column(name).to_pylist(), name
+    assert open_meta(uri).has_stats
+
+
+def test_geodataframe_with_crs(tmp_path, sedona):
+    gdf = geopandas.GeoDataFrame(
+        {"name": ["a", "b"], "n": [1, 2]},
+        geometry=[shapely.box(500_000, 0, 501_000, 1000), shapely.Point(1, 2)],
+        crs="EPSG:32633",
+    )
+    uri = write_meta(gdf, tmp_path / "g.zarr")
+    df = sedona.read_format(ZarrMetaSpec(), uri)
+    assert str(df.schema.field("geometry").type).removeprefix("SedonaType ") == "geometry<Wkb(epsg:32633)>"
+    t = pa.table(df)
+    assert shapely.from_wkb(t.column("geometry").to_pylist()).tolist() == list(gdf.geometry)
+
+
+def test_spatial_sort_tightens_chunks(tmp_path):
+    table = items_table(4000)
+    plain = write_meta(table, tmp_path / "p.zarr", chunk_size=250)
+    sorted_ = write_meta(table, tmp_path / "s.zarr", chunk_size=250, sort=True)
+
+    def mean_area(uri):
+        g = zarr.open_group(uri.removeprefix("file://") + "/meta", mode="r")
+        boxes = np.array(g.attrs["zarr_meta:stats"]["columns"]["bbox"]["bbox"])
+        return float(np.mean((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+
+    assert mean_area(sorted_) < mean_area(plain) / 4
+    a = pa.table(open_meta(plain).scan()).sort_by("id")
+    b = pa.table(open_meta(sorted_).scan()).sort_by("id")
+    assert a.equals(b)
+
+
+def test_append_keeps_statistics_correct(tmp_path):
+    table = items_table(1000)
+    path = tmp_path / "a.zarr"
+    write_meta(table.slice(0, 650), path, chunk_size=300)
+    write_meta(table.slice(650), path, chunk_size=300, mode="a")
+    back = pa.table(open_meta(str(path)).scan())
+    assert back.column("id").to_pylist() == table.column("id").to_pylist()
+    stats = zarr.open_group(str(path / "meta"), mode="r").attrs["zarr_meta:stats"]
+    assert stats["num_rows"] == 1000
+    write_meta(table, tmp_path / "f.zarr", chunk_size=300)
+    expected = zarr.open_group(str(tmp_path / "f.zarr" / "meta"), mode="r").attrs["zarr_meta:stats"]
+    assert json.loads(json.dumps(stats)) == json.loads(json.dumps(expected))
+
+
+def test_stac_geoparquet_input(tmp_path):
+    import pyarrow.parquet as pq
+
+    boxes = [shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 7)]
+    t = pa.table(
+        {
+            "id": ["x", "y"],
+            "datetime": pa.array([1, 2], pa.timestamp("us", tz="UTC")),
+            "bbox": pa.array(
+                [
+                    {"xmin": 0.0, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0},
+                    {"xmin": 5.0, "ymin": 5.0, "xmax": 6.0, "ymax": 7.0},
+                ]
+            ),
+            "geometry": pa.array([b.wkb for b in boxes], pa.binary()),
+            "assets": pa.array([{"data": {"href": "a"}}, {"data": {"href": "b"}}]),
+        }
+    )
+    pq.write_table(t, tmp_path / "items.parquet")
+    uri = write_meta(tmp_path / "items.parquet", tmp_path / "s.zarr")
+    back = pa.table(open_meta(uri).scan())
+    assert back.column("id").to_pylist() == ["x", "y"]
+    assert shapely.from_wkb(back.column("bbox").to_pylist())[1].bounds == (5.0, 5.0, 6.0, 7.0)
+    assert json.loads(back.column("assets")[0].as_py()) == {"data": {"href": "a"}}
+    assert back.column("datetime").type == pa.timestamp("us")
+
+
+def test_bad_writer_arguments(tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        write_meta(items_table(3), tmp_path / "x.zarr", mode="r")
+    with pytest.raises(ValueError, match="chunk_size"):
+        write_meta(items_table(3), tmp_path / "x.zarr", chunk_size=0)
+    with pytest.raises(TypeError, match="pyarrow Table"):
+        write_meta(42, tmp_path / "x.zarr")
