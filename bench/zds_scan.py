@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import time
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,13 +26,26 @@ from obstore.store import LocalStore
 from zarr_datafusion_search import ZarrTable
 
 
-def make_context(store_path: str) -> SessionContext:
-    """Return a session with the store's ``meta`` group registered as ``meta``."""
+async def open_table(store_path: str) -> ZarrTable:
+    """Open the store's ``meta`` group (must be awaited inside a running loop)."""
     store = LocalStore(str(Path(store_path).resolve()))
-    table = asyncio.run(ZarrTable.from_obstore(store, "/meta"))
+    with warnings.catch_warnings():
+        # obstore store passed across wheels: harmless "reconstructed a store" warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return await ZarrTable.from_obstore(store, "/meta")
+
+
+def make_context(store_path: str) -> tuple[SessionContext, ZarrTable]:
+    """Return a session with the store's ``meta`` group registered as ``meta``.
+
+    The ``ZarrTable`` is returned too: the caller must keep it alive, because the
+    registered provider only holds a weak reference to the table's task context
+    and queries fail ("TaskContextProvider went out of scope") once it is freed.
+    """
+    table = asyncio.run(open_table(store_path))
     ctx = SessionContext()
     ctx.register_table("meta", table)
-    return ctx
+    return ctx, table
 
 
 def run_query(ctx: SessionContext, sql: str) -> pa.Table:
@@ -46,7 +60,7 @@ def main() -> None:
     parser.add_argument("--query", default="SELECT * FROM meta", help="SQL; table is `meta`")
     args = parser.parse_args()
 
-    ctx = make_context(args.store_path)
+    ctx, _table = make_context(args.store_path)
     rows = run_query(ctx, args.query).num_rows  # warm-up
     seconds: list[float] = []
     for _ in range(args.repeat):

@@ -36,9 +36,7 @@ impl MetaTable {
     #[pyo3(signature = (uri, options_json=None))]
     fn new(py: Python<'_>, uri: String, options_json: Option<String>) -> PyResult<Self> {
         let options = parse_options(options_json.as_deref())?;
-        let group = py
-            .detach(|| MetaGroup::open(&uri, options))
-            .map_err(BindingError::from)?;
+        let group = py.detach(|| MetaGroup::open(&uri, options)).map_err(BindingError::from)?;
         Ok(Self { group: Arc::new(group) })
     }
 
@@ -147,7 +145,11 @@ impl BatchStream {
     /// Export the stream (Arrow PyCapsule interface). A stream can be consumed
     /// only once; a second call raises.
     #[pyo3(signature = (requested_schema=None))]
-    fn __arrow_c_stream__<'py>(&self, py: Python<'py>, requested_schema: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyCapsule>> {
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema; // we always produce our own schema
         let reader = self
             .inner
@@ -179,9 +181,9 @@ impl BatchStream {
     /// The schema of the batches (available until the stream is consumed).
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
         let guard = self.inner.lock().map_err(|_| BindingError::Other("stream lock poisoned".into()))?;
-        let reader = guard
-            .as_ref()
-            .ok_or_else(|| BindingError::Other(format!("the Arrow stream of {} was already consumed", self.store)))?;
+        let reader = guard.as_ref().ok_or_else(|| {
+            BindingError::Other(format!("the Arrow stream of {} was already consumed", self.store))
+        })?;
         schema_capsule(py, &reader.schema())
     }
 }

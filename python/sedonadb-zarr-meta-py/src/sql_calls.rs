@@ -29,11 +29,19 @@ struct CallFinder<'a> {
     found: Vec<(Location, Vec<String>)>,
 }
 
-fn literal_text(arg: &FunctionArg, function: &str, signature: &str, position: usize) -> Result<String, String> {
-    let expr = match arg {
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
-        _ => return Err(format!("{function}: argument {position} must be a string literal, not `{arg}`; usage: {signature}")),
-    };
+fn literal_text(
+    arg: &FunctionArg,
+    function: &str,
+    signature: &str,
+    position: usize,
+) -> Result<String, String> {
+    let expr =
+        match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
+            _ => return Err(format!(
+                "{function}: argument {position} must be a string literal, not `{arg}`; usage: {signature}"
+            )),
+        };
     match expr {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s)
@@ -162,7 +170,11 @@ pub fn find_calls(sql: &str, function: &str, signature: &str) -> Result<Vec<Call
 /// Python: `find_table_function_calls(sql, function, signature)` →
 /// `[(start, end, [args...]), ...]` with character offsets into `sql`.
 #[pyfunction]
-pub fn find_table_function_calls(sql: &str, function: &str, signature: &str) -> PyResult<Vec<(usize, usize, Vec<String>)>> {
+pub fn find_table_function_calls(
+    sql: &str,
+    function: &str,
+    signature: &str,
+) -> PyResult<Vec<(usize, usize, Vec<String>)>> {
     find_calls(sql, function, signature)
         .map(|calls| calls.into_iter().map(|c| (c.start, c.end, c.args)).collect())
         .map_err(PyValueError::new_err)

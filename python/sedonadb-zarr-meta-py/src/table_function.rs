@@ -28,7 +28,12 @@ impl TableFunctionImpl for ExportedFunction {
         let provider: Arc<dyn TableProvider> = CoreFunction.open(args.exprs())?;
         // datafusion-ffi exports a plain provider with filter pushdown off;
         // handing it one already exported (pushdown on) keeps filters flowing.
-        let ffi = FFI_TableProvider::new_with_ffi_codec(provider, true, Some(runtime::handle()), self.codec.clone());
+        let ffi = FFI_TableProvider::new_with_ffi_codec(
+            provider,
+            true,
+            Some(runtime::handle()),
+            self.codec.clone(),
+        );
         Ok(Arc::new(ForeignTableProvider(ffi)))
     }
 }
@@ -38,7 +43,9 @@ fn codec_from_session(session: &Bound<'_, PyAny>) -> PyResult<FFI_LogicalExtensi
     let name = "__datafusion_logical_extension_codec__";
     let obj = if session.hasattr(name)? { session.getattr(name)?.call0()? } else { session.clone() };
     let capsule = obj.cast::<PyCapsule>().map_err(|_| {
-        PyTypeError::new_err("expected a datafusion SessionContext (with __datafusion_logical_extension_codec__)")
+        PyTypeError::new_err(
+            "expected a datafusion SessionContext (with __datafusion_logical_extension_codec__)",
+        )
     })?;
     let ptr = capsule.pointer_checked(Some(c"datafusion_logical_extension_codec"))?;
     // SAFETY: the capsule name guarantees it holds an FFI_LogicalExtensionCodec
@@ -61,7 +68,11 @@ impl ZarrMetaTableFunction {
         Self
     }
 
-    fn __datafusion_table_function__<'py>(&self, py: Python<'py>, session: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyCapsule>> {
+    fn __datafusion_table_function__<'py>(
+        &self,
+        py: Python<'py>,
+        session: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
         host::check_datafusion(py)?;
         let codec = codec_from_session(&session)?;
         let function = Arc::new(ExportedFunction { codec: codec.clone() });

@@ -1,8 +1,8 @@
 //! Bounding boxes of WKB geometries (for chunk pruning), via geo-traits.
 
 use geo_traits::{
-    CoordTrait, GeometryCollectionTrait, GeometryTrait, GeometryType, LineStringTrait,
-    MultiLineStringTrait, MultiPointTrait, MultiPolygonTrait, PointTrait, PolygonTrait,
+    CoordTrait, GeometryCollectionTrait, GeometryTrait, GeometryType, LineStringTrait, MultiLineStringTrait,
+    MultiPointTrait, MultiPolygonTrait, PointTrait, PolygonTrait,
 };
 
 /// `[xmin, ymin, xmax, ymax]`.
@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn extents() {
         let mut poly = Vec::new();
-        crate::geometry::wkt_to_wkb("POLYGON((0 0,2 0,2 3,0 3,0 0),(1 1,1.5 1,1.5 2,1 1))", &mut poly).unwrap();
+        crate::geometry::wkt_to_wkb("POLYGON((0 0,2 0,2 3,0 3,0 0),(1 1,1.5 1,1.5 2,1 1))", &mut poly)
+            .unwrap();
         assert_eq!(wkb_extent(&poly), Extent::Box([0.0, 0.0, 2.0, 3.0]));
         let mut gc = Vec::new();
         crate::geometry::wkt_to_wkb("GEOMETRYCOLLECTION(POINT(-1 5),LINESTRING(3 3,4 -2))", &mut gc).unwrap();

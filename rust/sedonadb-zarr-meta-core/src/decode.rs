@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use arrow_array::types::{
     DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{
-    ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, Float32Array, PrimitiveArray,
-    StringArray,
+    ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, Float32Array, PrimitiveArray, StringArray,
 };
 use arrow_buffer::{ArrowNativeType, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
@@ -86,10 +84,8 @@ pub fn to_arrow(kind: &ColumnKind, elements: Elements, rows: usize) -> Result<Ar
         (ColumnKind::Primitive(dt), Elements::Fixed(raw)) => primitive(dt, raw, rows),
         (ColumnKind::Float16, Elements::Fixed(raw)) => {
             check_len(&raw, 2, rows)?;
-            let values: Vec<f32> = raw
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect();
+            let values: Vec<f32> =
+                raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
             Ok(Arc::new(Float32Array::from(values)))
         }
         (ColumnKind::Timestamp(conv), Elements::Fixed(raw)) => temporal(conv, raw, rows, false),
@@ -116,10 +112,7 @@ pub fn to_arrow(kind: &ColumnKind, elements: Elements, rows: usize) -> Result<Ar
 
 fn check_len(raw: &[u8], width: usize, rows: usize) -> Result<(), String> {
     if raw.len() != width * rows {
-        return Err(format!(
-            "decoded {} bytes for {rows} elements of {width} bytes",
-            raw.len()
-        ));
+        return Err(format!("decoded {} bytes for {rows} elements of {width} bytes", raw.len()));
     }
     Ok(())
 }
@@ -129,11 +122,7 @@ fn check_len(raw: &[u8], width: usize, rows: usize) -> Result<(), String> {
 fn scalar_buffer<T: ArrowNativeType>(raw: Vec<u8>, rows: usize) -> Result<ScalarBuffer<T>, String> {
     check_len(&raw, std::mem::size_of::<T>(), rows)?;
     let aligned = raw.as_ptr().align_offset(std::mem::align_of::<T>()) == 0;
-    let buffer = if aligned {
-        Buffer::from_vec(raw)
-    } else {
-        Buffer::from_slice_ref(&raw)
-    };
+    let buffer = if aligned { Buffer::from_vec(raw) } else { Buffer::from_slice_ref(&raw) };
     Ok(ScalarBuffer::new(buffer, 0, rows))
 }
 
@@ -185,18 +174,34 @@ fn temporal(conv: &TimeConversion, raw: Vec<u8>, rows: usize, duration: bool) ->
     };
     Ok(match (duration, conv.unit) {
         (false, TimeUnit::Second) => Arc::new(PrimitiveArray::<TimestampSecondType>::new(values, nulls)),
-        (false, TimeUnit::Millisecond) => Arc::new(PrimitiveArray::<TimestampMillisecondType>::new(values, nulls)),
-        (false, TimeUnit::Microsecond) => Arc::new(PrimitiveArray::<TimestampMicrosecondType>::new(values, nulls)),
-        (false, TimeUnit::Nanosecond) => Arc::new(PrimitiveArray::<TimestampNanosecondType>::new(values, nulls)),
+        (false, TimeUnit::Millisecond) => {
+            Arc::new(PrimitiveArray::<TimestampMillisecondType>::new(values, nulls))
+        }
+        (false, TimeUnit::Microsecond) => {
+            Arc::new(PrimitiveArray::<TimestampMicrosecondType>::new(values, nulls))
+        }
+        (false, TimeUnit::Nanosecond) => {
+            Arc::new(PrimitiveArray::<TimestampNanosecondType>::new(values, nulls))
+        }
         (true, TimeUnit::Second) => Arc::new(PrimitiveArray::<DurationSecondType>::new(values, nulls)),
-        (true, TimeUnit::Millisecond) => Arc::new(PrimitiveArray::<DurationMillisecondType>::new(values, nulls)),
-        (true, TimeUnit::Microsecond) => Arc::new(PrimitiveArray::<DurationMicrosecondType>::new(values, nulls)),
-        (true, TimeUnit::Nanosecond) => Arc::new(PrimitiveArray::<DurationNanosecondType>::new(values, nulls)),
+        (true, TimeUnit::Millisecond) => {
+            Arc::new(PrimitiveArray::<DurationMillisecondType>::new(values, nulls))
+        }
+        (true, TimeUnit::Microsecond) => {
+            Arc::new(PrimitiveArray::<DurationMicrosecondType>::new(values, nulls))
+        }
+        (true, TimeUnit::Nanosecond) => {
+            Arc::new(PrimitiveArray::<DurationNanosecondType>::new(values, nulls))
+        }
     })
 }
 
 /// Text/bytes elements as one values buffer plus `rows + 1` offsets.
-fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(Vec<u8>, Vec<usize>), String> {
+fn variable_parts(
+    storage: Storage,
+    elements: Elements,
+    rows: usize,
+) -> Result<(Vec<u8>, Vec<usize>), String> {
     match (storage, elements) {
         (Storage::Variable, Elements::Variable { bytes, offsets }) => {
             if offsets.len() != rows + 1 {
@@ -227,8 +232,8 @@ fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(
                     if code == 0 {
                         break;
                     }
-                    let c = char::from_u32(code)
-                        .ok_or_else(|| format!("invalid UTF-32 code unit {code:#x}"))?;
+                    let c =
+                        char::from_u32(code).ok_or_else(|| format!("invalid UTF-32 code unit {code:#x}"))?;
                     let mut buf = [0u8; 4];
                     bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 }
@@ -241,11 +246,10 @@ fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(
 }
 
 fn arrow_offsets(offsets: &[usize]) -> Result<OffsetBuffer<i32>, String> {
-    let converted = offsets
-        .iter()
-        .map(|o| i32::try_from(*o))
-        .collect::<Result<Vec<i32>, _>>()
-        .map_err(|_| "more than 2 GiB of text/bytes in one batch; use a smaller batch_size".to_string())?;
+    let converted =
+        offsets.iter().map(|o| i32::try_from(*o)).collect::<Result<Vec<i32>, _>>().map_err(|_| {
+            "more than 2 GiB of text/bytes in one batch; use a smaller batch_size".to_string()
+        })?;
     if converted.windows(2).any(|w| w[0] > w[1]) || converted.is_empty() {
         return Err("element offsets are not increasing".into());
     }
@@ -263,9 +267,7 @@ fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[usize]) -> Resu
         GeometryEncoding::Wkt => bytes.len() / 2,
     });
     for (row, w) in offsets.windows(2).enumerate() {
-        let item = bytes
-            .get(w[0]..w[1])
-            .ok_or_else(|| "element offsets out of bounds".to_string())?;
+        let item = bytes.get(w[0]..w[1]).ok_or_else(|| "element offsets out of bounds".to_string())?;
         if item.is_empty() {
             valid.push(false);
         } else {
@@ -338,24 +340,31 @@ mod tests {
             units.resize(4, 0);
             raw.extend(units.iter().flat_map(|u| u.to_le_bytes()));
         }
-        let a = to_arrow(&ColumnKind::Utf8(Storage::FixedUtf32 { length_bytes: 16 }), Elements::Fixed(raw), 3).unwrap();
+        let a =
+            to_arrow(&ColumnKind::Utf8(Storage::FixedUtf32 { length_bytes: 16 }), Elements::Fixed(raw), 3)
+                .unwrap();
         let s = a.as_string::<i32>();
         assert_eq!((s.value(0), s.value(1), s.value(2)), ("ab", "", "wxyz"));
         let raw = b"ab\0\0xyz\0".to_vec();
-        let a = to_arrow(&ColumnKind::Binary(Storage::FixedBytes { length_bytes: 4 }), Elements::Fixed(raw), 2).unwrap();
+        let a =
+            to_arrow(&ColumnKind::Binary(Storage::FixedBytes { length_bytes: 4 }), Elements::Fixed(raw), 2)
+                .unwrap();
         assert_eq!(a.as_binary::<i32>().value(1), b"xyz");
     }
 
     #[test]
     fn wkt_geometry_becomes_wkb_and_empty_is_null() {
         let text = "POINT (1 2)";
-        let elements = Elements::Variable { bytes: text.as_bytes().to_vec(), offsets: vec![0, text.len(), text.len()] };
-        let a = to_arrow(&ColumnKind::Geometry(Storage::Variable, GeometryEncoding::Wkt), elements, 2).unwrap();
+        let elements =
+            Elements::Variable { bytes: text.as_bytes().to_vec(), offsets: vec![0, text.len(), text.len()] };
+        let a =
+            to_arrow(&ColumnKind::Geometry(Storage::Variable, GeometryEncoding::Wkt), elements, 2).unwrap();
         let b = a.as_binary::<i32>();
         assert_eq!(b.value(0).len(), 21);
         assert!(b.is_null(1));
         let elements = Elements::Variable { bytes: b"nope".to_vec(), offsets: vec![0, 4] };
-        let e = to_arrow(&ColumnKind::Geometry(Storage::Variable, GeometryEncoding::Wkb), elements, 1).unwrap_err();
+        let e = to_arrow(&ColumnKind::Geometry(Storage::Variable, GeometryEncoding::Wkb), elements, 1)
+            .unwrap_err();
         assert!(e.contains("row 0: invalid WKB"), "{e}");
     }
 }

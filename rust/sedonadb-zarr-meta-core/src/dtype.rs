@@ -69,10 +69,9 @@ fn length_bytes(config: Option<&Value>) -> Result<usize, String> {
 pub fn from_v3(data_type: &Value) -> Result<DtypeMapping, String> {
     let (name, config) = match data_type {
         Value::String(s) => (s.as_str(), None),
-        Value::Object(m) => (
-            m.get("name").and_then(Value::as_str).unwrap_or_default(),
-            m.get("configuration"),
-        ),
+        Value::Object(m) => {
+            (m.get("name").and_then(Value::as_str).unwrap_or_default(), m.get("configuration"))
+        }
         other => return Err(format!("unsupported data type {other}")),
     };
     if let Some(kind) = primitive_named(name) {
@@ -132,7 +131,8 @@ pub fn from_v2(dtype: &Value, object_codec: Option<&str>) -> Result<DtypeMapping
                 .and_then(|b| b.strip_suffix(']'))
                 .ok_or_else(|| format!("unsupported dtype '{s}' (datetime without unit)"))?;
             let digits = inner.chars().take_while(char::is_ascii_digit).count();
-            let scale = if digits == 0 { 1 } else { inner[..digits].parse::<i64>().map_err(|_| unsupported())? };
+            let scale =
+                if digits == 0 { 1 } else { inner[..digits].parse::<i64>().map_err(|_| unsupported())? };
             let kind = time_kind(&inner[digits..], scale, code == "M")?;
             Ok(DtypeMapping {
                 kind,
@@ -199,11 +199,16 @@ mod tests {
     fn v3_types() {
         assert_eq!(from_v3(&json!("int16")).unwrap().kind, ColumnKind::Primitive(DataType::Int16));
         assert_eq!(from_v3(&json!("string")).unwrap().kind, ColumnKind::Utf8(Storage::Variable));
-        let dt = from_v3(&json!({"name": "numpy.datetime64", "configuration": {"unit": "ms", "scale_factor": 1}})).unwrap();
+        let dt =
+            from_v3(&json!({"name": "numpy.datetime64", "configuration": {"unit": "ms", "scale_factor": 1}}))
+                .unwrap();
         assert_eq!(dt.kind.arrow_type(), DataType::Timestamp(TimeUnit::Millisecond, None));
-        let td = from_v3(&json!({"name": "numpy.timedelta64", "configuration": {"unit": "D", "scale_factor": 2}})).unwrap();
+        let td =
+            from_v3(&json!({"name": "numpy.timedelta64", "configuration": {"unit": "D", "scale_factor": 2}}))
+                .unwrap();
         assert_eq!(td.kind.arrow_type(), DataType::Duration(TimeUnit::Second));
-        let ntb = from_v3(&json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 5}})).unwrap();
+        let ntb =
+            from_v3(&json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 5}})).unwrap();
         assert_eq!(ntb.zarrs_dtype, Some(json!("r40")));
         assert!(from_v3(&json!("complex64")).unwrap_err().contains("unsupported data type"));
     }
@@ -215,10 +220,19 @@ mod tests {
         let m = from_v2(&json!("<M8[10ms]"), None).unwrap();
         assert_eq!(m.kind.arrow_type(), DataType::Timestamp(TimeUnit::Millisecond, None));
         assert_eq!(m.zarrs_dtype, Some(json!("<i8")));
-        assert_eq!(from_v2(&json!("<m8[s]"), None).unwrap().kind.arrow_type(), DataType::Duration(TimeUnit::Second));
-        assert_eq!(from_v2(&json!("<U5"), None).unwrap().kind, ColumnKind::Utf8(Storage::FixedUtf32 { length_bytes: 20 }));
+        assert_eq!(
+            from_v2(&json!("<m8[s]"), None).unwrap().kind.arrow_type(),
+            DataType::Duration(TimeUnit::Second)
+        );
+        assert_eq!(
+            from_v2(&json!("<U5"), None).unwrap().kind,
+            ColumnKind::Utf8(Storage::FixedUtf32 { length_bytes: 20 })
+        );
         assert_eq!(from_v2(&json!("|S3"), None).unwrap().zarrs_dtype, Some(json!("|V3")));
-        assert_eq!(from_v2(&json!("|O"), Some("vlen-bytes")).unwrap().kind, ColumnKind::Binary(Storage::Variable));
+        assert_eq!(
+            from_v2(&json!("|O"), Some("vlen-bytes")).unwrap().kind,
+            ColumnKind::Binary(Storage::Variable)
+        );
         assert!(from_v2(&json!("<c8"), None).is_err());
         assert!(from_v2(&json!("<M8"), None).is_err());
     }

@@ -17,19 +17,11 @@ pub enum ZarrMetaError {
 
     /// The data or metadata of an array is malformed or cannot be represented.
     #[error("{store}: array '{array}': {message}")]
-    InvalidArray {
-        store: String,
-        array: String,
-        message: String,
-    },
+    InvalidArray { store: String, array: String, message: String },
 
     /// The group as a whole is malformed (e.g. arrays of unequal length).
     #[error("{store}: group '{group}': {message}")]
-    InvalidGroup {
-        store: String,
-        group: String,
-        message: String,
-    },
+    InvalidGroup { store: String, group: String, message: String },
 
     /// A user-supplied option is unknown or has the wrong type or value.
     #[error("invalid option: {0}")]
@@ -51,11 +43,7 @@ pub enum ZarrMetaError {
 impl ZarrMetaError {
     /// Shorthand for [`ZarrMetaError::InvalidArray`].
     pub fn array(store: &str, array: &str, message: impl Into<String>) -> Self {
-        Self::InvalidArray {
-            store: store.to_string(),
-            array: array.to_string(),
-            message: message.into(),
-        }
+        Self::InvalidArray { store: store.to_string(), array: array.to_string(), message: message.into() }
     }
 
     /// A stable short name of the kind of error, used by bindings to choose an

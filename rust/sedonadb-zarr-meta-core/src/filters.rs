@@ -65,19 +65,19 @@ fn literal(expr: &Expr, kind: &ColumnKind) -> Option<Lit> {
     }
     match kind {
         ColumnKind::Timestamp(_) | ColumnKind::Duration(_) => {
-            let (v, unit) = match value {
-                ScalarValue::TimestampSecond(Some(v), _) | ScalarValue::DurationSecond(Some(v)) => (*v, TimeUnit::Second),
-                ScalarValue::TimestampMillisecond(Some(v), _) | ScalarValue::DurationMillisecond(Some(v)) => {
-                    (*v, TimeUnit::Millisecond)
-                }
-                ScalarValue::TimestampMicrosecond(Some(v), _) | ScalarValue::DurationMicrosecond(Some(v)) => {
-                    (*v, TimeUnit::Microsecond)
-                }
-                ScalarValue::TimestampNanosecond(Some(v), _) | ScalarValue::DurationNanosecond(Some(v)) => {
-                    (*v, TimeUnit::Nanosecond)
-                }
-                _ => return None,
-            };
+            let (v, unit) =
+                match value {
+                    ScalarValue::TimestampSecond(Some(v), _) | ScalarValue::DurationSecond(Some(v)) => {
+                        (*v, TimeUnit::Second)
+                    }
+                    ScalarValue::TimestampMillisecond(Some(v), _)
+                    | ScalarValue::DurationMillisecond(Some(v)) => (*v, TimeUnit::Millisecond),
+                    ScalarValue::TimestampMicrosecond(Some(v), _)
+                    | ScalarValue::DurationMicrosecond(Some(v)) => (*v, TimeUnit::Microsecond),
+                    ScalarValue::TimestampNanosecond(Some(v), _)
+                    | ScalarValue::DurationNanosecond(Some(v)) => (*v, TimeUnit::Nanosecond),
+                    _ => return None,
+                };
             Some(Lit::Int(v as i128 * unit_nanos(unit)))
         }
         ColumnKind::Primitive(dt) if dt.is_numeric() => numeric(value),
@@ -149,7 +149,9 @@ fn between(group: &MetaGroup, b: &Between) -> Option<Predicate> {
 fn wkb_literal(expr: &Expr) -> Option<&[u8]> {
     match expr {
         Expr::Literal(
-            ScalarValue::Binary(Some(w)) | ScalarValue::LargeBinary(Some(w)) | ScalarValue::BinaryView(Some(w)),
+            ScalarValue::Binary(Some(w))
+            | ScalarValue::LargeBinary(Some(w))
+            | ScalarValue::BinaryView(Some(w)),
             _,
         ) => Some(w),
         _ => None,

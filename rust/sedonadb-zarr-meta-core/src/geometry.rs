@@ -121,9 +121,7 @@ pub fn resolve_crs(array_attrs: &Map<String, Value>, group_attrs: &Map<String, V
 
 /// Check that `bytes` is one well-formed WKB geometry.
 pub fn validate_wkb(bytes: &[u8]) -> Result<(), String> {
-    wkb::reader::read_wkb(bytes)
-        .map(|_| ())
-        .map_err(|e| format!("invalid WKB: {e}"))
+    wkb::reader::read_wkb(bytes).map(|_| ()).map_err(|e| format!("invalid WKB: {e}"))
 }
 
 /// Parse WKT text and append its WKB encoding to `out`.
@@ -158,10 +156,7 @@ mod tests {
         let nulls = map(json!({"proj:epsg": null, "proj:code": null}));
         assert_eq!(resolve_crs(&nulls, &group), Crs::Unknown);
         assert_eq!(Crs::Unknown.geoarrow_metadata(), "{}");
-        assert_eq!(
-            Crs::Code("OGC:CRS84".into()).geoarrow_metadata(),
-            r#"{"crs":"OGC:CRS84"}"#
-        );
+        assert_eq!(Crs::Code("OGC:CRS84".into()).geoarrow_metadata(), r#"{"crs":"OGC:CRS84"}"#);
     }
 
     #[test]
@@ -179,10 +174,7 @@ mod tests {
     #[test]
     fn declared_encodings() {
         assert_eq!(declared_encoding(&map(json!({"encoding": "WKB"}))), Some(GeometryEncoding::Wkb));
-        assert_eq!(
-            declared_encoding(&map(json!({"geometry_encoding": "wkt"}))),
-            Some(GeometryEncoding::Wkt)
-        );
+        assert_eq!(declared_encoding(&map(json!({"geometry_encoding": "wkt"}))), Some(GeometryEncoding::Wkt));
         assert_eq!(declared_encoding(&map(json!({"encoding": "utf-8"}))), None);
     }
 }

@@ -103,9 +103,10 @@ impl MetaGroup {
                 what: if path.exists() { "store (not a directory)".into() } else { "store".into() },
             });
         }
-        let storage: Arc<DynStorage> = Arc::new(FilesystemStore::new(&path).map_err(|e| {
-            ZarrMetaError::Storage { store: uri.to_string(), message: e.to_string() }
-        })?);
+        let storage: Arc<DynStorage> = Arc::new(
+            FilesystemStore::new(&path)
+                .map_err(|e| ZarrMetaError::Storage { store: uri.to_string(), message: e.to_string() })?,
+        );
         Self::open_storage(uri, storage, options)
     }
 
@@ -121,7 +122,11 @@ impl MetaGroup {
         };
 
         let group_attrs = read_group_attributes(&*storage, &prefix)
-            .map_err(|m| ZarrMetaError::InvalidGroup { store: store.clone(), group: group_name.clone(), message: m })?
+            .map_err(|m| ZarrMetaError::InvalidGroup {
+                store: store.clone(),
+                group: group_name.clone(),
+                message: m,
+            })?
             .ok_or_else(|| ZarrMetaError::NotFound {
                 store: store.clone(),
                 what: format!("group '{group_name}'"),
@@ -152,10 +157,11 @@ impl MetaGroup {
             Some(wanted) => {
                 let mut out = Vec::with_capacity(wanted.len());
                 for w in wanted {
-                    let pos = found.iter().position(|(n, _)| n == w).ok_or_else(|| ZarrMetaError::NotFound {
-                        store: store.clone(),
-                        what: format!("array '{w}' in group '{group_name}'"),
-                    })?;
+                    let pos =
+                        found.iter().position(|(n, _)| n == w).ok_or_else(|| ZarrMetaError::NotFound {
+                            store: store.clone(),
+                            what: format!("array '{w}' in group '{group_name}'"),
+                        })?;
                     out.push(found[pos].clone());
                 }
                 out
@@ -243,7 +249,10 @@ fn get_json(storage: &DynStorage, key: &str) -> std::result::Result<Option<Value
 }
 
 /// Group attributes if `prefix` is a group (v3 `zarr.json` or v2 `.zgroup`).
-fn read_group_attributes(storage: &DynStorage, prefix: &str) -> std::result::Result<Option<Map<String, Value>>, String> {
+fn read_group_attributes(
+    storage: &DynStorage,
+    prefix: &str,
+) -> std::result::Result<Option<Map<String, Value>>, String> {
     if let Some(meta) = get_json(storage, &format!("{prefix}zarr.json"))? {
         if meta.get("node_type").and_then(Value::as_str) != Some("group") {
             return Err("is not a group (zarr.json node_type is not 'group')".into());
@@ -258,7 +267,10 @@ fn read_group_attributes(storage: &DynStorage, prefix: &str) -> std::result::Res
 }
 
 /// Array metadata JSON if `prefix` is an array, `None` if it is something else.
-fn read_array_metadata(storage: &DynStorage, prefix: &str) -> std::result::Result<Option<RawArrayMeta>, String> {
+fn read_array_metadata(
+    storage: &DynStorage,
+    prefix: &str,
+) -> std::result::Result<Option<RawArrayMeta>, String> {
     if let Some(meta) = get_json(storage, &format!("{prefix}zarr.json"))? {
         return Ok((meta.get("node_type").and_then(Value::as_str) == Some("array"))
             .then_some(RawArrayMeta { json: meta, v3: true }));
@@ -326,15 +338,20 @@ fn open_column(
     let dtype_key = if raw.v3 { "data_type" } else { "dtype" };
     if let (Value::Object(m), Some(replacement)) = (&mut json, &mapping.zarrs_dtype) {
         m.insert(dtype_key.into(), replacement.clone());
-        let fill = mapping.zarrs_fill_value.clone().unwrap_or_else(|| {
-            patched_fill_value(m.get("fill_value"), replacement)
-        });
+        let fill = mapping
+            .zarrs_fill_value
+            .clone()
+            .unwrap_or_else(|| patched_fill_value(m.get("fill_value"), replacement));
         m.insert("fill_value".into(), fill);
     }
     let metadata: ArrayMetadata = if raw.v3 {
-        ArrayMetadata::V3(serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?)
+        ArrayMetadata::V3(
+            serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?,
+        )
     } else {
-        ArrayMetadata::V2(serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?)
+        ArrayMetadata::V2(
+            serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?,
+        )
     };
     let array = Array::new_with_metadata(storage.clone(), &format!("/{prefix}{name}"), metadata)
         .map_err(|e| err(format!("cannot open array: {e}")))?;

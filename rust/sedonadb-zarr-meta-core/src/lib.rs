@@ -21,6 +21,6 @@ pub mod udtf;
 pub use error::{ErrorKind, Result, ZarrMetaError};
 pub use group::MetaGroup;
 pub use options::ReadOptions;
-pub use reader::{BatchReader, ScanMetrics};
 pub use provider::{ZarrMetaExec, ZarrMetaTable};
+pub use reader::{BatchReader, ScanMetrics};
 pub use udtf::ZarrMetaTableFunction;

@@ -72,9 +72,7 @@ impl ReadOptions {
     /// Parse options from an already-decoded JSON value.
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
         let serde_json::Value::Object(map) = &value else {
-            return Err(ZarrMetaError::InvalidOption(format!(
-                "options must be a JSON object, got {value}"
-            )));
+            return Err(ZarrMetaError::InvalidOption(format!("options must be a JSON object, got {value}")));
         };
         if let Some(key) = map.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
             return Err(ZarrMetaError::InvalidOption(format!(
@@ -91,15 +89,11 @@ impl ReadOptions {
 
     fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
-            return Err(ZarrMetaError::InvalidOption(
-                "'batch_size' must be a positive integer".into(),
-            ));
+            return Err(ZarrMetaError::InvalidOption("'batch_size' must be a positive integer".into()));
         }
         if let Some(arrays) = &self.arrays {
             if arrays.is_empty() {
-                return Err(ZarrMetaError::InvalidOption(
-                    "'arrays' must name at least one array".into(),
-                ));
+                return Err(ZarrMetaError::InvalidOption("'arrays' must name at least one array".into()));
             }
         }
         Ok(())

@@ -70,7 +70,8 @@ impl ZarrMetaTable {
         limit: Option<usize>,
         target_partitions: usize,
     ) -> DFResult<Arc<ZarrMetaExec>> {
-        let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
+        let projection: Vec<usize> =
+            projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
         let schema = Arc::new(self.group.schema.project(&projection)?);
         let predicates: Vec<Predicate> = if self.pushdown {
             filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
@@ -194,7 +195,10 @@ impl ExecutionPlan for ZarrMetaExec {
         vec![]
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DFResult<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
         if children.is_empty() {
             Ok(self)
         } else {
@@ -206,7 +210,9 @@ impl ExecutionPlan for ZarrMetaExec {
         let rows = match self.ranges.get(partition) {
             Some(r) => r.clone(),
             None if self.ranges.is_empty() && partition == 0 => 0..0,
-            None => return Err(DataFusionError::Internal(format!("ZarrMetaExec has no partition {partition}"))),
+            None => {
+                return Err(DataFusionError::Internal(format!("ZarrMetaExec has no partition {partition}")))
+            }
         };
         let batch_size = self.group.options.batch_size.min(context.session_config().batch_size().max(1));
         let reader = BatchReader::with_predicates(

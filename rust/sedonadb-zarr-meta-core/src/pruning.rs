@@ -133,7 +133,9 @@ fn json_lit(v: &Value, kind: &ColumnKind) -> Option<Lit> {
         ColumnKind::Primitive(dt) if dt.is_integer() => {
             v.as_i64().map(|i| Lit::Int(i as i128)).or_else(|| v.as_u64().map(|u| Lit::Int(u as i128)))
         }
-        ColumnKind::Primitive(DataType::Float32 | DataType::Float64) | ColumnKind::Float16 => v.as_f64().map(Lit::Float),
+        ColumnKind::Primitive(DataType::Float32 | DataType::Float64) | ColumnKind::Float16 => {
+            v.as_f64().map(Lit::Float)
+        }
         ColumnKind::Utf8(_) => v.as_str().map(|s| Lit::Str(s.to_string())),
         _ => None,
     }
@@ -167,7 +169,8 @@ impl ChunkStats {
             .map(|c| {
                 let s = by_name.get(&c.name)?;
                 if let Some(boxes) = s.get("bbox").and_then(Value::as_array) {
-                    (boxes.len() == blocks).then(|| boxes.iter().map(|b| BlockStat::BBox(json_bbox(b))).collect())
+                    (boxes.len() == blocks)
+                        .then(|| boxes.iter().map(|b| BlockStat::BBox(json_bbox(b))).collect())
                 } else {
                     let (min, max) = (s.get("min")?.as_array()?, s.get("max")?.as_array()?);
                     (min.len() == blocks && max.len() == blocks).then(|| {
@@ -247,10 +250,18 @@ fn row_lit(array: &ArrayRef, i: usize) -> Option<Lit> {
         DataType::Float64 => Some(Lit::Float(array.as_primitive::<Float64Type>().value(i))),
         DataType::Timestamp(unit, _) | DataType::Duration(unit) => {
             let raw = match (array.data_type(), unit) {
-                (DataType::Timestamp(..), TimeUnit::Second) => array.as_primitive::<TimestampSecondType>().value(i),
-                (DataType::Timestamp(..), TimeUnit::Millisecond) => array.as_primitive::<TimestampMillisecondType>().value(i),
-                (DataType::Timestamp(..), TimeUnit::Microsecond) => array.as_primitive::<TimestampMicrosecondType>().value(i),
-                (DataType::Timestamp(..), TimeUnit::Nanosecond) => array.as_primitive::<TimestampNanosecondType>().value(i),
+                (DataType::Timestamp(..), TimeUnit::Second) => {
+                    array.as_primitive::<TimestampSecondType>().value(i)
+                }
+                (DataType::Timestamp(..), TimeUnit::Millisecond) => {
+                    array.as_primitive::<TimestampMillisecondType>().value(i)
+                }
+                (DataType::Timestamp(..), TimeUnit::Microsecond) => {
+                    array.as_primitive::<TimestampMicrosecondType>().value(i)
+                }
+                (DataType::Timestamp(..), TimeUnit::Nanosecond) => {
+                    array.as_primitive::<TimestampNanosecondType>().value(i)
+                }
                 (_, TimeUnit::Second) => array.as_primitive::<DurationSecondType>().value(i),
                 (_, TimeUnit::Millisecond) => array.as_primitive::<DurationMillisecondType>().value(i),
                 (_, TimeUnit::Microsecond) => array.as_primitive::<DurationMicrosecondType>().value(i),

@@ -49,10 +49,11 @@ impl MetaColumn {
                 let (raw, offsets) = v.into_parts();
                 Elements::Variable { bytes: raw.into_owned(), offsets: offsets.to_vec() }
             }
-            ArrayBytes::Optional(_) => return Err(err("optional (masked) data types are not supported".into())),
+            ArrayBytes::Optional(_) => {
+                return Err(err("optional (masked) data types are not supported".into()))
+            }
         };
-        to_arrow(&self.kind, elements, n)
-            .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end)))
+        to_arrow(&self.kind, elements, n).map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end)))
     }
 
     /// Index of the chunk holding `row`.
@@ -86,7 +87,12 @@ pub struct BatchReader {
 
 impl BatchReader {
     /// A reader of `rows` (clamped to the group) for the columns at `projection`.
-    pub fn new(group: Arc<MetaGroup>, projection: Option<Vec<usize>>, rows: Range<u64>, batch_size: usize) -> Result<Self> {
+    pub fn new(
+        group: Arc<MetaGroup>,
+        projection: Option<Vec<usize>>,
+        rows: Range<u64>,
+        batch_size: usize,
+    ) -> Result<Self> {
         Self::with_predicates(group, projection, rows, batch_size, Vec::new(), None)
     }
 
@@ -101,10 +107,8 @@ impl BatchReader {
         stats: Option<&ChunkStats>,
     ) -> Result<Self> {
         let projection = projection.unwrap_or_else(|| (0..group.columns.len()).collect());
-        if let Some(bad) = projection
-            .iter()
-            .chain(predicates.iter().map(|p| &p.column))
-            .find(|i| **i >= group.columns.len())
+        if let Some(bad) =
+            projection.iter().chain(predicates.iter().map(|p| &p.column)).find(|i| **i >= group.columns.len())
         {
             return Err(ZarrMetaError::Unsupported(format!(
                 "{}: column index {bad} out of range for {} columns",
@@ -126,7 +130,16 @@ impl BatchReader {
             pieces.extend(plan_pieces(&group, &columns, range, batch_size.max(1)));
         }
         let cache = group.columns.iter().map(|_| None).collect();
-        Ok(Self { group, projection, schema, pieces, predicates, cache, metrics: Arc::default(), failed: false })
+        Ok(Self {
+            group,
+            projection,
+            schema,
+            pieces,
+            predicates,
+            cache,
+            metrics: Arc::default(),
+            failed: false,
+        })
     }
 
     /// Share `metrics` with this reader.
@@ -171,7 +184,12 @@ impl BatchReader {
                     return Err(ZarrMetaError::array(
                         &group.store,
                         &column.name,
-                        format!("chunk at row {} decoded {} rows instead of {}", rows.start, values.len(), rows.end - rows.start),
+                        format!(
+                            "chunk at row {} decoded {} rows instead of {}",
+                            rows.start,
+                            values.len(),
+                            rows.end - rows.start
+                        ),
                     ));
                 }
                 Ok((c, Cached { rows, values }))
@@ -237,7 +255,12 @@ impl Iterator for BatchReader {
 
 /// Split `rows` at every chunk boundary of the projected columns and every
 /// `batch_size` rows after a boundary.
-fn plan_pieces(group: &MetaGroup, projection: &[usize], rows: Range<u64>, batch_size: usize) -> VecDeque<Range<u64>> {
+fn plan_pieces(
+    group: &MetaGroup,
+    projection: &[usize],
+    rows: Range<u64>,
+    batch_size: usize,
+) -> VecDeque<Range<u64>> {
     let mut cuts: Vec<u64> = projection
         .iter()
         .flat_map(|&c| group.columns[c].chunk_bounds.iter().copied())
