@@ -120,6 +120,7 @@ def zds_python() -> str | None:
                 "zarr-datafusion-search==0.1.2",
                 "datafusion==53.0.0",
                 "pyarrow",
+                "obstore",
             ]
         )
         if r.returncode != 0:
