@@ -40,10 +40,9 @@ def write_group(
         data = np.asarray(data) if not isinstance(data, np.ndarray) else data
         n_chunk = chunks[name] if isinstance(chunks, dict) else chunks
         dtype = (dtypes or {}).get(name, data.dtype)
-        if dtype is object and len(data) and isinstance(data[0], bytes):
-            dtype = zarr.dtype.VariableLengthBytes()
-        elif dtype is object:
-            dtype = str
+        if isinstance(dtype, np.dtype) and dtype == np.dtype(object):
+            is_bytes = len(data) > 0 and isinstance(data[0], bytes)
+            dtype = zarr.dtype.VariableLengthBytes() if is_bytes else str
         a = g.create_array(name, shape=data.shape, dtype=dtype, chunks=(max(1, n_chunk),), **create_kwargs)
         if len(data):
             a[:] = data

@@ -96,12 +96,18 @@ def _expected_time(data: np.ndarray, arrow_type: pa.DataType) -> list:
 
 
 def _read(con, uri, **options):
-    return pa.table(con.read_format(ZarrMetaSpec(options or None), uri))
+    """Read all rows in stored order (scans run in parallel partitions)."""
+    table = pa.table(con.read_format(ZarrMetaSpec(options or None), uri))
+    return table.sort_by("row") if "row" in table.column_names else table
+
+
+def _with_row(arrays: dict, n: int) -> dict:
+    return {**arrays, "row": np.arange(n, dtype="int64")}
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_fixed_and_variable_types_round_trip(tmp_path, sedona, zarr_format):
-    arrays = {name: data for name, (data, _, _) in CASES.items()}
+    arrays = _with_row({name: data for name, (data, _, _) in CASES.items()}, 4)
     uri = write_group(tmp_path / "s.zarr", arrays, zarr_format=zarr_format, chunks=3)
     table = _read(sedona, uri)
     assert table.num_rows == 4
@@ -113,7 +119,7 @@ def test_fixed_and_variable_types_round_trip(tmp_path, sedona, zarr_format):
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_datetime_and_timedelta_units(tmp_path, sedona, zarr_format):
-    arrays = {name: data for name, (data, _) in TIME_CASES.items()}
+    arrays = _with_row({name: data for name, (data, _) in TIME_CASES.items()}, 4)
     uri = write_group(tmp_path / "t.zarr", arrays, zarr_format=zarr_format, chunks=3)
     table = _read(sedona, uri)
     for name, (data, arrow_type) in TIME_CASES.items():
@@ -148,7 +154,7 @@ def test_codecs(tmp_path, sedona, zarr_format, compressor):
     text = np.array([f"t{i}" for i in range(1000)], dtype=object)
     uri = write_group(
         tmp_path / "c.zarr",
-        {"v": values, "s": text},
+        _with_row({"v": values, "s": text}, 1000),
         zarr_format=zarr_format,
         chunks=128,
         compressors=compressors,
@@ -166,7 +172,7 @@ def test_crc32c_and_sharding(tmp_path, sedona):
     path = tmp_path / "sh.zarr"
     write_group(
         path,
-        {"v": values},
+        _with_row({"v": values}, 1000),
         chunks=50,
         shards=(200,),
         compressors=[zarr.codecs.ZstdCodec(), zarr.codecs.Crc32cCodec()],
@@ -185,12 +191,14 @@ def test_differing_chunk_shapes_and_unwritten_chunks(tmp_path, sedona, zarr_form
     a = np.arange(n, dtype="int32")
     s = np.array([f"x{i}" for i in range(n)], dtype=object)
     path = tmp_path / "d.zarr"
-    uri = write_group(path, {"a": a, "s": s}, zarr_format=zarr_format, chunks={"a": 7, "s": 130})
+    uri = write_group(
+        path, _with_row({"a": a, "s": s}, n), zarr_format=zarr_format, chunks={"a": 7, "s": 130, "row": 50}
+    )
     # An array whose chunks were never written reads as its fill value.
     g = zarr.open_group(str(path / "meta"), mode="a", zarr_format=zarr_format)
     g.create_array("f", shape=(n,), dtype="float32", chunks=(100,), fill_value=-1.0)
     g["f"][200:300] = 5.0
-    table = pa.table(sedona.read_format(ZarrMetaSpec({"batch_size": 33}), uri))
+    table = _read(sedona, uri, batch_size=33)
     assert table.column("a").to_pylist() == a.tolist()
     assert table.column("s").to_pylist() == s.tolist()
     expected = np.full(n, -1.0, dtype="float32")
@@ -200,7 +208,7 @@ def test_differing_chunk_shapes_and_unwritten_chunks(tmp_path, sedona, zarr_form
 
 def test_big_endian_v2(tmp_path, sedona):
     values = np.array([1, -2, 3, 2**40], dtype=">i8")
-    uri = write_group(tmp_path / "be.zarr", {"v": values}, zarr_format=2)
+    uri = write_group(tmp_path / "be.zarr", _with_row({"v": values}, 4), zarr_format=2)
     assert _read(sedona, uri).column("v").to_pylist() == values.tolist()
 
 
