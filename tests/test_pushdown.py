@@ -117,7 +117,7 @@ def hosts():
 def _geom_sql(host: str, wkt: str) -> str:
     if host == "sedonadb":
         return f"ST_SetSRID(ST_GeomFromText('{wkt}'), 4326)"
-    return f"ST_GeomFromText('{wkt}', 'OGC:CRS84')"
+    return f"sd_geomfromtext('{wkt}')"
 
 
 def _collect(con, query):

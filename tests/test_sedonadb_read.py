@@ -66,7 +66,7 @@ def test_filters_count_and_limit(sedona, items_store, items_data):
 
 
 def test_read_with_spec_and_registered_name(sedona, items_store, items_data):
-    by_spec = pa.table(sedona.read(items_store, format=ZarrMetaSpec()).select("id", "collection"))
+    by_spec = pa.table(sedona.read(items_store, format=ZarrMetaSpec())).sort_by("id")
     by_name = pa.table(sedona.read(items_store, format="zarr_meta")).sort_by("id")
     assert by_spec.column("id").to_pylist() == items_data["id"].tolist()
     assert by_name.column("collection").to_pylist() == items_data["collection"].tolist()
@@ -127,3 +127,12 @@ def test_nested_groups_are_ignored_and_plain_paths_work(tmp_path, sedona):
     )
     table = pa.table(sedona.read_format(ZarrMetaSpec(), str(path)))
     assert table.schema.names == ["x"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SedonaDB 0.5.0 host bug: ExternalFormatSpec tables fail ProjectionPushdown on reordered "
+    "non-prefix projections; read_format and sd_read_zarr_meta avoid that path",
+)
+def test_host_bug_of_external_format_spec_path(sedona, items_store):
+    pa.table(sedona.read(items_store, format=ZarrMetaSpec()).select("id", "collection"))

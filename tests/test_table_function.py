@@ -92,8 +92,8 @@ def test_st_intersects_literal(host, sedona, items_store, items_data):
     else:
         # datafusion-python: the literal must carry the column's CRS.
         query = (
-            f"SELECT id FROM {call(items_store, {'crs': 'OGC:CRS84'})} m "
-            f"WHERE ST_Intersects(m.bbox, ST_GeomFromText('{AREA}', 'OGC:CRS84'))"
+            f"SELECT id FROM {call(items_store)} m "
+            f"WHERE ST_Intersects(m.bbox, sd_geomfromtext('{AREA}', 'OGC:CRS84'))"
         )
     assert ids(collect(host, query)) == expected
 
@@ -149,9 +149,11 @@ def test_spatial_join_with_geoparquet(host, sedona, tmp_path, items_store, items
         host.read_parquet(str(parquet)).to_view("regions", overwrite=True)
     else:
         host.register_parquet("regions", str(parquet))
+    # datafusion reads GeoParquet geometry as plain WKB: give it its CRS.
+    region_geom = "r.geometry" if host is sedona else "sd_geomfromwkb(r.geometry, 'OGC:CRS84')"
     query = (
         f"SELECT m.id, r.region FROM {call(items_store)} m "
-        "JOIN regions r ON ST_Intersects(m.bbox, r.geometry)"
+        f"JOIN regions r ON ST_Intersects(m.bbox, {region_geom})"
     )
     got = sorted((r["id"], r["region"]) for r in collect(host, query).to_pylist())
     assert got == expected
@@ -171,7 +173,7 @@ def test_same_as_read_format(sedona, datafusion_ctx, items_store):
     "args, message",
     [
         ("", "takes 1 or 2 arguments"),
-        ("'a', '{}', 'c'", "takes 1 or 2 arguments"),
+        ("'a', '{{}}', 'c'", "takes 1 or 2 arguments"),
         ("NULL", "must not be NULL"),
         ("42", "must be a string literal"),
         ("'{uri}', 'not json'", "not valid JSON"),
@@ -194,9 +196,10 @@ def test_missing_store_is_a_clear_error(host, tmp_path):
 
 def test_string_literal_with_call_text_is_unchanged(sedona, items_store):
     text = "sd_read_zarr_meta('x') -- not a call"
+    quoted = text.replace("'", "''")
     t = collect(
         sedona,
-        f"SELECT '{text}' AS s, count(*) AS n FROM {call(items_store)} /* sd_read_zarr_meta('y') */",
+        f"SELECT '{quoted}' AS s, count(*) AS n FROM {call(items_store)} /* sd_read_zarr_meta('y') */",
     )
     assert t.column("s").to_pylist() == [text]
     assert t.column("n").to_pylist() == [500]

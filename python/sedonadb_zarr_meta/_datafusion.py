@@ -3,14 +3,16 @@
 ``sd_read_zarr_meta`` is exported as a datafusion-ffi ``FFI_TableFunction``
 capsule bound to the user's context (so pushed filters decode against the
 functions registered there), and SedonaDB's scalar functions (``ST_*``) are
-registered through their ``__datafusion_scalar_udf__`` capsules.
+registered through their ``__datafusion_scalar_udf__`` capsules, together
+with ``sd_geomfromtext(wkt [, crs])`` and ``sd_geomfromwkb(wkb [, crs])`` for
+geometry literals and plain WKB columns (e.g. from Parquet) with a CRS.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sedonadb_zarr_meta._lib import ZarrMetaTableFunction
+from sedonadb_zarr_meta._lib import GeometryUdf, ZarrMetaTableFunction
 
 FUNCTION_NAME = "sd_read_zarr_meta"
 _REGISTERED = "_sedonadb_zarr_meta_registered"
@@ -48,6 +50,10 @@ def register(ctx: Any, *, sedona_functions: bool = True) -> None:
         return
     function = TableFunction(FUNCTION_NAME, ZarrMetaTableFunction(), ctx)
     ctx.register_udtf(function)
+    # A geometry literal with a CRS: SedonaDB's ST_SetSRID cannot see its
+    # constant SRID across datafusion-ffi 54, so it cannot make one here.
+    ctx.register_udf(udf(GeometryUdf("wkt")))
+    ctx.register_udf(udf(GeometryUdf("wkb")))
     if sedona_functions:
         try:
             functions = sedona_scalar_functions()

@@ -5,6 +5,7 @@ mod error;
 mod host;
 mod reader;
 mod runtime;
+mod scalar_udf;
 mod sedona_table;
 mod sql_calls;
 mod table_function;
@@ -18,6 +19,7 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reader::BatchStream>()?;
     m.add_class::<sedona_table::SedonaTableProvider>()?;
     m.add_class::<table_function::ZarrMetaTableFunction>()?;
+    m.add_class::<scalar_udf::GeometryUdf>()?;
     m.add_function(wrap_pyfunction!(sql_calls::find_table_function_calls, m)?)?;
     m.add("DATAFUSION_MAJOR", host::DATAFUSION_MAJOR)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -181,7 +181,10 @@ pub fn from_v2(dtype: &Value, object_codec: Option<&str>) -> Result<DtypeMapping
 }
 
 fn compact(v: &Value) -> String {
-    let s = v.to_string();
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     if s.len() > 200 {
         format!("{}…", &s[..s.char_indices().nth(200).map_or(s.len(), |(i, _)| i)])
     } else {

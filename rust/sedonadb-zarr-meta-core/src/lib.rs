@@ -9,6 +9,7 @@ pub mod decode;
 pub mod dtype;
 pub mod error;
 pub mod filters;
+pub mod geom_udf;
 pub mod geometry;
 pub mod group;
 pub mod options;
