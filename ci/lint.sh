@@ -11,5 +11,5 @@ log "extension module stubs"
 "$PY" "$ROOT/ci/check_stubs.py"
 if [ "${SZM_SKIP_CLIPPY:-0}" != 1 ]; then
     log "cargo clippy"
-    cargo clippy --release --workspace --all-targets -- -D warnings
+    PYO3_PYTHON="$PY" cargo clippy --release --workspace --all-targets -- -D warnings
 fi

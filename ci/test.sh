@@ -4,7 +4,7 @@ source "$(dirname "$0")/env.sh"
 bash "$ROOT/ci/setup.sh"
 bash "$ROOT/ci/lint.sh"
 cd "$ROOT"
-log "cargo test (core crate)"
-cargo test --release -p sedonadb-zarr-meta-core
+log "cargo test"
+PYO3_PYTHON="$PY" cargo test --release --workspace
 log "pytest"
 "$PY" -m pytest -q tests "$@"
