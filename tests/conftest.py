@@ -69,6 +69,28 @@ def items(n: int = 500, seed: int = 7) -> dict[str, np.ndarray]:
     }
 
 
+def regions_parquet(path: Path, boxes: dict[str, tuple[float, float, float, float]]) -> Path:
+    """Write named rectangular regions as GeoParquet with geopandas."""
+    import geopandas
+
+    regions = geopandas.GeoDataFrame(
+        {"region": list(boxes)}, geometry=[shapely.box(*b) for b in boxes.values()], crs="OGC:CRS84"
+    )
+    regions.to_parquet(path)
+    return path
+
+
+def sjoin_pairs(data: dict[str, np.ndarray], regions: Path) -> list[tuple[str, str]]:
+    """(id, region) pairs of items intersecting regions, computed by geopandas."""
+    import geopandas
+
+    items_gdf = geopandas.GeoDataFrame(
+        {"id": data["id"]}, geometry=shapely.from_wkb(data["bbox"]), crs="OGC:CRS84"
+    )
+    joined = geopandas.sjoin(items_gdf, geopandas.read_parquet(regions), predicate="intersects")
+    return sorted(map(tuple, joined[["id", "region"]].values.tolist()))
+
+
 @pytest.fixture
 def items_data() -> dict[str, np.ndarray]:
     return items()

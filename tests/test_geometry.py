@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import geopandas
 import numpy as np
 import pyarrow as pa
 import shapely
 from sedonadb_zarr_meta import ZarrMetaSpec
 
-from .conftest import write_group
+from .conftest import regions_parquet, sjoin_pairs, write_group
 
 AREA = "POLYGON((-20 -10, 40 -10, 40 35, -20 35, -20 -10))"
 
@@ -97,26 +96,11 @@ def test_st_intersects_literal_matches_shapely(sedona, items_store, items_data):
 
 
 def test_spatial_join_matches_geopandas(tmp_path, sedona, items_store, items_data):
-    regions = geopandas.GeoDataFrame(
-        {"region": ["west", "east", "north"]},
-        geometry=[
-            shapely.box(-180, -60, 0, 20),
-            shapely.box(0, -60, 180, 20),
-            shapely.box(-180, 20, 180, 90),
-        ],
-        crs="OGC:CRS84",
+    parquet = regions_parquet(
+        tmp_path / "regions.parquet",
+        {"west": (-180, -60, 0, 20), "east": (0, -60, 180, 20), "north": (-180, 20, 180, 90)},
     )
-    parquet = tmp_path / "regions.parquet"
-    regions.to_parquet(parquet)
-    items_gdf = geopandas.GeoDataFrame(
-        {"id": items_data["id"]}, geometry=shapely.from_wkb(items_data["bbox"]), crs="OGC:CRS84"
-    )
-    expected = sorted(
-        map(
-            tuple,
-            geopandas.sjoin(items_gdf, regions, predicate="intersects")[["id", "region"]].values.tolist(),
-        )
-    )
+    expected = sjoin_pairs(items_data, parquet)
 
     sedona.read_format(ZarrMetaSpec(), items_store).to_view("m")
     sedona.read_parquet(str(parquet)).to_view("regions")

@@ -112,7 +112,10 @@ def test_non_default_group(tmp_path, sedona):
     table = pa.table(sedona.read_format(ZarrMetaSpec({"group": "catalog/items"}), uri))
     assert sorted(table.column("x").to_pylist()) == [0, 1, 2]
     root = write_group(tmp_path / "r.zarr", {"y": np.arange(2)}, group="")
-    assert pa.table(sedona.read_format(ZarrMetaSpec({"group": ""}), root)).column("y").to_pylist() == [0, 1]  # one chunk
+    assert pa.table(sedona.read_format(ZarrMetaSpec({"group": ""}), root)).column("y").to_pylist() == [
+        0,
+        1,
+    ]  # one chunk
 
 
 def test_nested_groups_are_ignored_and_plain_paths_work(tmp_path, sedona):

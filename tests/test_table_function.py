@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-import geopandas
 import numpy as np
 import pyarrow as pa
 import pytest
 import shapely
 from sedonadb_zarr_meta import ZarrMetaSpec, register
 
-from .conftest import write_group
+from .conftest import regions_parquet, sjoin_pairs, write_group
 
 AREA = "POLYGON((-20 -10, 40 -10, 40 35, -20 35, -20 -10))"
 
@@ -129,22 +128,10 @@ def test_aliases_self_join_cte_subquery_and_options(host, items_store, items_dat
 
 
 def test_spatial_join_with_geoparquet(host, sedona, tmp_path, items_store, items_data):
-    regions = geopandas.GeoDataFrame(
-        {"region": ["west", "east"]},
-        geometry=[shapely.box(-180, -60, 0, 20), shapely.box(0, -60, 180, 20)],
-        crs="OGC:CRS84",
+    parquet = regions_parquet(
+        tmp_path / "regions.parquet", {"west": (-180, -60, 0, 20), "east": (0, -60, 180, 20)}
     )
-    parquet = tmp_path / "regions.parquet"
-    regions.to_parquet(parquet)
-    gdf = geopandas.GeoDataFrame(
-        {"id": items_data["id"]}, geometry=shapely.from_wkb(items_data["bbox"]), crs="OGC:CRS84"
-    )
-    expected = sorted(
-        map(
-            tuple,
-            geopandas.sjoin(gdf, regions, predicate="intersects")[["id", "region"]].values.tolist(),
-        )
-    )
+    expected = sjoin_pairs(items_data, parquet)
     if host is sedona:
         host.read_parquet(str(parquet)).to_view("regions", overwrite=True)
     else:

@@ -22,11 +22,18 @@ pub struct MetaTable {
     pub(crate) group: Arc<MetaGroup>,
 }
 
-pub(crate) fn parse_options(options_json: Option<&str>) -> BindingResult<ReadOptions> {
+fn parse_options(options_json: Option<&str>) -> BindingResult<ReadOptions> {
     Ok(match options_json {
         Some(json) => ReadOptions::from_json(json)?,
         None => ReadOptions::default(),
     })
+}
+
+/// Open a group from Python arguments, without holding the GIL while reading metadata.
+pub(crate) fn open_group(py: Python<'_>, uri: &str, options_json: Option<&str>) -> PyResult<Arc<MetaGroup>> {
+    let options = parse_options(options_json)?;
+    let group = py.detach(|| MetaGroup::open(uri, options)).map_err(BindingError::from)?;
+    Ok(Arc::new(group))
 }
 
 #[pymethods]
@@ -35,9 +42,7 @@ impl MetaTable {
     #[new]
     #[pyo3(signature = (uri, options_json=None))]
     fn new(py: Python<'_>, uri: String, options_json: Option<String>) -> PyResult<Self> {
-        let options = parse_options(options_json.as_deref())?;
-        let group = py.detach(|| MetaGroup::open(&uri, options)).map_err(BindingError::from)?;
-        Ok(Self { group: Arc::new(group) })
+        Ok(Self { group: open_group(py, &uri, options_json.as_deref())? })
     }
 
     /// Number of rows (items).

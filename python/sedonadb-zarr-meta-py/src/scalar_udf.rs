@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use datafusion_expr::ScalarUDF;
 use datafusion_ffi::udf::FFI_ScalarUDF;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use pyo3::exceptions::PyValueError;
 use sedonadb_zarr_meta_core::geom_udf::{GeomFrom, Input};
 
 use crate::host;
@@ -27,7 +27,9 @@ impl GeometryUdf {
         let input = match input {
             "wkt" => Input::Wkt,
             "wkb" => Input::Wkb,
-            other => return Err(PyValueError::new_err(format!("input must be 'wkt' or 'wkb', got {other:?}"))),
+            other => {
+                return Err(PyValueError::new_err(format!("input must be 'wkt' or 'wkb', got {other:?}")))
+            }
         };
         Ok(Self { input })
     }

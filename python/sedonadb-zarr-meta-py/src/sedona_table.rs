@@ -27,10 +27,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use sedona_extension::extension::SedonaCTableProvider;
 use sedona_extension::table_provider::ExportedTableProvider;
-use sedonadb_zarr_meta_core::{MetaGroup, ZarrMetaTable};
+use sedonadb_zarr_meta_core::ZarrMetaTable;
 
-use crate::error::BindingError;
-use crate::reader::{parse_options, schema_capsule};
+use crate::reader::{open_group, schema_capsule};
 use crate::{host, runtime};
 
 /// The session our exported provider plans its scans in. SedonaDB only uses
@@ -125,9 +124,8 @@ impl SedonaTableProvider {
     #[new]
     #[pyo3(signature = (uri, options_json=None))]
     fn new(py: Python<'_>, uri: String, options_json: Option<String>) -> PyResult<Self> {
-        let options = parse_options(options_json.as_deref())?;
-        let group = py.detach(|| MetaGroup::open(&uri, options)).map_err(BindingError::from)?;
-        Ok(Self { table: Arc::new(ZarrMetaTable::new(Arc::new(group))) })
+        let group = open_group(py, &uri, options_json.as_deref())?;
+        Ok(Self { table: Arc::new(ZarrMetaTable::new(group)) })
     }
 
     /// A fresh `sedonadb_table_provider` capsule (SedonaDB moves it out).

@@ -35,13 +35,14 @@ fn literal_text(
     signature: &str,
     position: usize,
 ) -> Result<String, String> {
-    let expr =
-        match arg {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
-            _ => return Err(format!(
+    let expr = match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
+        _ => {
+            return Err(format!(
                 "{function}: argument {position} must be a string literal, not `{arg}`; usage: {signature}"
-            )),
-        };
+            ))
+        }
+    };
     match expr {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s)

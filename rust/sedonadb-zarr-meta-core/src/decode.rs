@@ -154,7 +154,7 @@ fn primitive(dt: &DataType, raw: Vec<u8>, rows: usize) -> Result<ArrayRef, Strin
 
 fn temporal(conv: &TimeConversion, raw: Vec<u8>, rows: usize, duration: bool) -> Result<ArrayRef, String> {
     let stored = scalar_buffer::<i64>(raw, rows)?;
-    let has_nat = stored.iter().any(|v| *v == crate::temporal::NAT);
+    let has_nat = stored.contains(&crate::temporal::NAT);
     let (values, nulls) = if conv.is_identity() {
         let nulls = has_nat.then(|| NullBuffer::from_iter(stored.iter().map(|v| *v != crate::temporal::NAT)));
         (stored, nulls)

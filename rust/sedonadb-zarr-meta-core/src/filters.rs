@@ -174,7 +174,7 @@ fn spatial(group: &MetaGroup, name: &str, args: &[Expr]) -> Option<Predicate> {
         (None, Some(c)) => (c, wkb_literal(geom_col)?),
         _ => return None,
     };
-    if !matches!(kind, ColumnKind::Geometry(..)) || !(distance >= 0.0) {
+    if !matches!(kind, ColumnKind::Geometry(..)) || distance.is_nan() || distance < 0.0 {
         return None;
     }
     match wkb_extent(wkb) {

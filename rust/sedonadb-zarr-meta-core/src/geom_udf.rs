@@ -59,7 +59,9 @@ impl GeomFrom {
 
 fn string_of(v: &ScalarValue) -> Option<&str> {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            Some(s)
+        }
         _ => None,
     }
 }
@@ -136,7 +138,9 @@ impl ScalarUDFImpl for GeomFrom {
             },
             Some(None) => return plan_err!("{}(geometry, crs): crs must be a constant", self.name()),
         };
-        Ok(Arc::new(Field::new(self.name(), DataType::Binary, true).with_metadata(geoarrow_field_metadata(&crs))))
+        Ok(Arc::new(
+            Field::new(self.name(), DataType::Binary, true).with_metadata(geoarrow_field_metadata(&crs)),
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
@@ -170,7 +174,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!(field.metadata()["ARROW:extension:metadata"], r#"{"crs":"EPSG:32633"}"#);
-        let default = f.return_field_from_args(ReturnFieldArgs { arg_fields: &[text], scalar_arguments: &[None] }).unwrap();
+        let default = f
+            .return_field_from_args(ReturnFieldArgs { arg_fields: &[text], scalar_arguments: &[None] })
+            .unwrap();
         assert_eq!(default.metadata()["ARROW:extension:metadata"], r#"{"crs":"OGC:CRS84"}"#);
     }
 

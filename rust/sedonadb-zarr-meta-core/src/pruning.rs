@@ -31,7 +31,7 @@ pub enum Lit {
 
 impl Lit {
     /// Total order where it is known; `None` when the comparison is uncertain.
-    pub fn cmp(&self, other: &Lit) -> Option<Ordering> {
+    pub fn compare(&self, other: &Lit) -> Option<Ordering> {
         const EXACT: i128 = 1 << 53;
         match (self, other) {
             (Lit::Int(a), Lit::Int(b)) => Some(a.cmp(b)),
@@ -76,12 +76,12 @@ impl Predicate {
         match &self.test {
             Test::BBox(_) => true,
             Test::Range { lower, upper } => {
-                let above = lower.as_ref().is_none_or(|l| match max.cmp(&l.value) {
+                let above = lower.as_ref().is_none_or(|l| match max.compare(&l.value) {
                     Some(Ordering::Less) => false,
                     Some(Ordering::Equal) => l.inclusive,
                     _ => true,
                 });
-                let below = upper.as_ref().is_none_or(|u| match min.cmp(&u.value) {
+                let below = upper.as_ref().is_none_or(|u| match min.compare(&u.value) {
                     Some(Ordering::Greater) => false,
                     Some(Ordering::Equal) => u.inclusive,
                     _ => true,
@@ -89,7 +89,8 @@ impl Predicate {
                 above && below
             }
             Test::In(values) => values.iter().any(|v| {
-                !matches!(v.cmp(min), Some(Ordering::Less)) && !matches!(v.cmp(max), Some(Ordering::Greater))
+                !matches!(v.compare(min), Some(Ordering::Less))
+                    && !matches!(v.compare(max), Some(Ordering::Greater))
             }),
         }
     }

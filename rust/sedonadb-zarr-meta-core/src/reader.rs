@@ -121,7 +121,7 @@ impl BatchReader {
         let start = rows.start.min(end);
         let ranges = match stats {
             Some(stats) if !predicates.is_empty() => stats.prune(&predicates, start..end),
-            _ => vec![start..end],
+            _ => std::iter::once(start..end).collect(),
         };
         let mut columns: Vec<usize> = projection.clone();
         columns.extend(predicates.iter().map(|p| p.column));
@@ -286,13 +286,13 @@ fn plan_pieces(
 pub fn partition_ranges(group: &MetaGroup, projection: &[usize], partitions: usize) -> Vec<Range<u64>> {
     let n = group.num_rows;
     if n == 0 || partitions <= 1 {
-        return vec![0..n];
+        return std::iter::once(0..n).collect();
     }
     let bounds: &[u64] = match projection.first() {
         Some(&c) => &group.columns[c].chunk_bounds,
         None => match group.columns.first() {
             Some(c) => &c.chunk_bounds,
-            None => return vec![0..n],
+            None => return std::iter::once(0..n).collect(),
         },
     };
     let chunks = bounds.len() - 1;

@@ -50,6 +50,10 @@ impl NumpyUnit {
     }
 }
 
+/// A stored time value does not fit Arrow's 64-bit range after conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
 /// How stored integers become Arrow values of `unit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeConversion {
@@ -91,9 +95,9 @@ impl TimeConversion {
         Some(Self { unit, kind })
     }
 
-    /// Convert one stored value; `Ok(None)` for NaT, `Err(())` on overflow.
+    /// Convert one stored value; `Ok(None)` for NaT.
     #[inline]
-    pub fn convert(&self, v: i64) -> Result<Option<i64>, ()> {
+    pub fn convert(&self, v: i64) -> Result<Option<i64>, Overflow> {
         if v == NAT {
             return Ok(None);
         }
@@ -103,7 +107,7 @@ impl TimeConversion {
             Scale::MulDiv(f, d) => v.checked_mul(f).map(|x| x.div_euclid(d)),
             Scale::Months(f) => v.checked_mul(f).and_then(months_to_seconds),
         };
-        out.map(Some).ok_or(())
+        out.map(Some).ok_or(Overflow)
     }
 
     /// True when stored values are already Arrow values (a plain copy).
@@ -148,7 +152,7 @@ mod tests {
         let ps = TimeConversion::new(NumpyUnit::Picosecond, 1, true).unwrap();
         assert_eq!(ps.convert(2_500), Ok(Some(2)));
         assert_eq!(ps.convert(-1), Ok(Some(-1)));
-        assert!(day.convert(i64::MAX / 2).is_err());
+        assert_eq!(day.convert(i64::MAX / 2), Err(Overflow));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! End-to-end reads of stores written with zarrs: schema, values, geometry
 //! metadata, chunk skipping with and without statistics.
 
+// Subsets of 1-D arrays are a single range.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -28,7 +31,9 @@ fn write_store(dir: &std::path::Path, with_stats: bool) {
     let store = Arc::new(FilesystemStore::new(dir).unwrap());
     let mut attrs = serde_json::Map::new();
     if with_stats {
-        let boxes: Vec<_> = (0..3).map(|b| json!([b as f64 * 4.0, 0.0, (b as f64 * 4.0 + 3.0).min(9.0) + 1.0, 1.0])).collect();
+        let boxes: Vec<_> = (0..3)
+            .map(|b| json!([b as f64 * 4.0, 0.0, (b as f64 * 4.0 + 3.0).min(9.0) + 1.0, 1.0]))
+            .collect();
         attrs.insert(
             STATS_ATTRIBUTE.into(),
             json!({"version": 1, "num_rows": N, "block_rows": 4, "columns": {"bbox": {"bbox": boxes}}}),
@@ -38,7 +43,9 @@ fn write_store(dir: &std::path::Path, with_stats: bool) {
     GroupBuilder::new().attributes(attrs).build(store.clone(), "/meta").unwrap().store_metadata().unwrap();
     let all = ArraySubset::new_with_ranges(&[0..N]);
 
-    let n = ArrayBuilder::new([N], [4], data_type::int32(), FillValue::from(0i32)).build(store.clone(), "/meta/n").unwrap();
+    let n = ArrayBuilder::new([N], [4], data_type::int32(), FillValue::from(0i32))
+        .build(store.clone(), "/meta/n")
+        .unwrap();
     n.store_metadata().unwrap();
     n.store_array_subset(&all, (0..N as i32).collect::<Vec<i32>>()).unwrap();
 
@@ -46,7 +53,9 @@ fn write_store(dir: &std::path::Path, with_stats: bool) {
     s.store_metadata().unwrap();
     s.store_array_subset(&all, (0..N).map(|i| format!("item-{i}")).collect::<Vec<String>>()).unwrap();
 
-    let b = ArrayBuilder::new([N], [4], data_type::bytes(), Vec::<u8>::new()).build(store.clone(), "/meta/bbox").unwrap();
+    let b = ArrayBuilder::new([N], [4], data_type::bytes(), Vec::<u8>::new())
+        .build(store.clone(), "/meta/bbox")
+        .unwrap();
     b.store_metadata().unwrap();
     b.store_array_subset(&all, (0..N).map(|i| wkb_box(i as f64)).collect::<Vec<Vec<u8>>>()).unwrap();
 }
@@ -69,15 +78,19 @@ fn reads_values_schema_and_geometry() {
 
     // Chunk shapes differ (4 and 3): batches still line up.
     let batches = collect(BatchReader::new(group.clone(), Some(vec![1, 2]), 0..N, 100).unwrap());
-    let n: Vec<i32> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect();
+    let n: Vec<i32> =
+        batches.iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect();
     assert_eq!(n, (0..N as i32).collect::<Vec<_>>());
-    let names: Vec<String> =
-        batches.iter().flat_map(|b| b.column(1).as_string::<i32>().iter().map(|s| s.unwrap().to_string())).collect();
+    let names: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.column(1).as_string::<i32>().iter().map(|s| s.unwrap().to_string()))
+        .collect();
     assert_eq!(names[7], "item-7");
     assert!(batches.iter().all(|b| b.num_rows() <= 4));
 
     // No columns (count(*)) still yields the row count.
-    let rows: usize = collect(BatchReader::new(group, Some(vec![]), 0..N, 3).unwrap()).iter().map(|b| b.num_rows()).sum();
+    let rows: usize =
+        collect(BatchReader::new(group, Some(vec![]), 0..N, 3).unwrap()).iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows as u64, N);
 }
 
@@ -93,7 +106,10 @@ fn skipped_scan(with_stats: bool) -> (Vec<i32>, u64) {
     let reader = BatchReader::with_predicates(group, Some(vec![1]), 0..N, 100, predicates, stats.as_ref())
         .unwrap()
         .with_metrics(metrics.clone());
-    let n = collect(reader).iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect();
+    let n = collect(reader)
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec())
+        .collect();
     (n, metrics.chunks_read.load(std::sync::atomic::Ordering::Relaxed))
 }
 
