@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,6 @@ import numpy as np
 import pytest
 import shapely
 import zarr
-
-# zarr-python warns that some NumPy dtypes have no final Zarr v3 spec yet;
-# writing them is the point of several tests.
-warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-warnings.filterwarnings("ignore", message=".*is currently not part in the Zarr format 3.*")
 
 COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
 
