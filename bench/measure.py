@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not
+    inherited from the parent across fork/exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _table_sql(host: str, sql: str):
@@ -85,7 +94,7 @@ def main() -> None:
         "datafusion-sql": lambda: _table_sql("datafusion", sql),
         "stream-sql": lambda: _count_rows_streaming("sedonadb", sql),
     }[a.what]()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_rss_mb()
     result = run()  # warm-up
     seconds = []
     for _ in range(a.repeat):
@@ -99,7 +108,7 @@ def main() -> None:
                 "reader": a.what,
                 "rows": rows,
                 "seconds": seconds,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
                 "rss_after_imports_mb": rss_before,
             }
         )

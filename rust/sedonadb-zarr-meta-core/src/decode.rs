@@ -102,6 +102,10 @@ pub fn to_arrow(kind: &ColumnKind, elements: Elements, rows: usize) -> Result<Ar
             let offsets = arrow_offsets(&offsets)?;
             Ok(Arc::new(BinaryArray::new(offsets, Buffer::from_vec(bytes), None)))
         }
+        (ColumnKind::Geometry(storage, GeometryEncoding::Wkb), elements) => {
+            let (bytes, offsets) = variable_parts(*storage, elements, rows)?;
+            wkb_geometry(bytes, &offsets)
+        }
         (ColumnKind::Geometry(storage, encoding), elements) => {
             let (bytes, offsets) = variable_parts(*storage, elements, rows)?;
             geometry(*encoding, &bytes, &offsets)
@@ -256,7 +260,45 @@ fn arrow_offsets(offsets: &[usize]) -> Result<OffsetBuffer<i32>, String> {
     Ok(OffsetBuffer::new(ScalarBuffer::from(converted)))
 }
 
-/// WKB (validated) or WKT (converted) per row; empty elements are null.
+/// WKB values validated in parallel and handed to Arrow without a copy;
+/// empty elements are null.
+fn wkb_geometry(bytes: Vec<u8>, offsets: &[usize]) -> Result<ArrayRef, String> {
+    use rayon::prelude::*;
+    let rows = offsets.len().saturating_sub(1);
+    if offsets.last().is_some_and(|end| *end > bytes.len()) {
+        return Err("element offsets out of bounds".into());
+    }
+    const PER_TASK: usize = 16_384;
+    let first_error = (0..rows.div_ceil(PER_TASK))
+        .into_par_iter()
+        .map(|task| {
+            let (lo, hi) = (task * PER_TASK, ((task + 1) * PER_TASK).min(rows));
+            for row in lo..hi {
+                let (a, b) = (offsets[row], offsets[row + 1]);
+                if a > b {
+                    return Some(format!("row {row}: element offsets are not increasing"));
+                }
+                if a < b {
+                    if let Err(e) = validate_wkb(&bytes[a..b]) {
+                        return Some(format!("row {row}: {e}"));
+                    }
+                }
+            }
+            None
+        })
+        .find_first(|e| e.is_some())
+        .flatten();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let nulls = offsets
+        .windows(2)
+        .any(|w| w[0] == w[1])
+        .then(|| NullBuffer::from_iter(offsets.windows(2).map(|w| w[0] < w[1])));
+    Ok(Arc::new(BinaryArray::new(arrow_offsets(offsets)?, Buffer::from_vec(bytes), nulls)))
+}
+
+/// WKT per row converted to WKB; empty elements are null.
 fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[usize]) -> Result<ArrayRef, String> {
     let rows = offsets.len().saturating_sub(1);
     let mut out_offsets = Vec::with_capacity(rows + 1);

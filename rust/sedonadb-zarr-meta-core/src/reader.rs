@@ -39,10 +39,16 @@ impl MetaColumn {
         let err = |m: String| ZarrMetaError::array(store, &self.name, m);
         let n = (rows.end - rows.start) as usize;
         let subset = ArraySubset::new_with_ranges(std::slice::from_ref(&rows));
-        let bytes: ArrayBytes<'static> = self
-            .array
-            .retrieve_array_subset(&subset)
-            .map_err(|e| err(format!("cannot read rows {}..{}: {e}", rows.start, rows.end)))?;
+        // Decoders index into data they decompressed; corrupt input must
+        // surface as an error, never unwind into a host through FFI.
+        let retrieved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.array.retrieve_array_subset::<ArrayBytes<'static>>(&subset)
+        }))
+        .map_err(|_| {
+            err(format!("rows {}..{}: chunk data is corrupt (decoder failed)", rows.start, rows.end))
+        })?;
+        let bytes =
+            retrieved.map_err(|e| err(format!("cannot read rows {}..{}: {e}", rows.start, rows.end)))?;
         let elements = match bytes {
             ArrayBytes::Fixed(raw) => Elements::Fixed(raw.into_owned()),
             ArrayBytes::Variable(v) => {
@@ -79,8 +85,10 @@ pub struct BatchReader {
     schema: SchemaRef,
     pieces: VecDeque<Range<u64>>,
     predicates: Vec<Predicate>,
-    /// Last decoded chunk per group column.
-    cache: Vec<Option<Cached>>,
+    /// Decoded chunks per group column, in row order.
+    cache: Vec<VecDeque<Cached>>,
+    /// Further chunks per column decoded ahead of need.
+    prefetch: usize,
     metrics: Arc<ScanMetrics>,
     failed: bool,
 }
@@ -129,7 +137,7 @@ impl BatchReader {
         for range in ranges {
             pieces.extend(plan_pieces(&group, &columns, range, batch_size.max(1)));
         }
-        let cache = group.columns.iter().map(|_| None).collect();
+        let cache = group.columns.iter().map(|_| VecDeque::new()).collect();
         Ok(Self {
             group,
             projection,
@@ -137,9 +145,17 @@ impl BatchReader {
             pieces,
             predicates,
             cache,
+            prefetch: rayon::current_num_threads().saturating_sub(1),
             metrics: Arc::default(),
             failed: false,
         })
+    }
+
+    /// Decode up to `chunks` further chunks per column ahead of need (default:
+    /// one per extra core). Partitions that already run in parallel use 0.
+    pub fn with_prefetch(mut self, chunks: usize) -> Self {
+        self.prefetch = chunks;
+        self
     }
 
     /// Share `metrics` with this reader.
@@ -158,26 +174,46 @@ impl BatchReader {
         self.schema.clone()
     }
 
-    /// Make sure the chunks holding `piece` are decoded for `columns`,
-    /// decoding missing ones in parallel.
-    fn load(&mut self, columns: &[usize], piece: &Range<u64>) -> Result<()> {
-        let mut missing: Vec<usize> = columns
-            .iter()
-            .copied()
-            .filter(|&c| {
-                !self.cache[c]
-                    .as_ref()
-                    .is_some_and(|cached| cached.rows.start <= piece.start && piece.end <= cached.rows.end)
-            })
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
+    /// Make sure the chunks holding `piece` are decoded for `columns`.
+    ///
+    /// Missing chunks are decoded in parallel, together with up to
+    /// `prefetch` further chunks of the same column that upcoming pieces need,
+    /// so a single stream keeps every core busy; memory stays bounded by
+    /// `prefetch` chunks per column.
+    fn load(&mut self, columns: &[usize], piece: &Range<u64>, prefetch: usize) -> Result<()> {
+        let mut wanted: Vec<(usize, usize)> = Vec::new();
+        for &c in columns {
+            let cache = &mut self.cache[c];
+            while cache.front().is_some_and(|cached| cached.rows.end <= piece.start) {
+                cache.pop_front();
+            }
+            if cache
+                .front()
+                .is_some_and(|cached| cached.rows.start <= piece.start && piece.end <= cached.rows.end)
+                || wanted.iter().any(|(w, _)| *w == c)
+            {
+                continue;
+            }
+            let column = &self.group.columns[c];
+            let first = column.chunk_of(piece.start);
+            wanted.push((c, first));
+            let mut last = first;
+            for next in self.pieces.iter() {
+                if wanted.iter().filter(|(w, _)| *w == c).count() > prefetch {
+                    break;
+                }
+                let chunk = column.chunk_of(next.start);
+                if chunk != last {
+                    wanted.push((c, chunk));
+                    last = chunk;
+                }
+            }
+        }
         let group = &self.group;
-        let decoded: Vec<Result<(usize, Cached)>> = missing
+        let decoded: Vec<Result<(usize, Cached)>> = wanted
             .par_iter()
-            .map(|&c| {
+            .map(|&(c, chunk)| {
                 let column = &group.columns[c];
-                let chunk = column.chunk_of(piece.start);
                 let rows = column.chunk_bounds[chunk]..column.chunk_bounds[chunk + 1];
                 let values = column.read(&group.store, rows.clone())?;
                 if values.len() as u64 != rows.end - rows.start {
@@ -198,13 +234,14 @@ impl BatchReader {
         for result in decoded {
             let (c, cached) = result?;
             self.metrics.chunks_read.fetch_add(1, Ordering::Relaxed);
-            self.cache[c] = Some(cached);
+            // `wanted` lists each column's chunks in row order.
+            self.cache[c].push_back(cached);
         }
         Ok(())
     }
 
     fn slice(&self, column: usize, piece: &Range<u64>) -> ArrayRef {
-        let cached = self.cache[column].as_ref().expect("loaded before slicing");
+        let cached = self.cache[column].front().expect("loaded before slicing");
         let offset = (piece.start - cached.rows.start) as usize;
         cached.values.slice(offset, (piece.end - piece.start) as usize)
     }
@@ -215,7 +252,7 @@ impl BatchReader {
             return Ok(true);
         }
         let columns: Vec<usize> = self.predicates.iter().map(|p| p.column).collect();
-        self.load(&columns, piece)?;
+        self.load(&columns, piece, self.prefetch)?;
         Ok(self.predicates.iter().all(|p| any_row_matches(&p.test, &self.slice(p.column, piece))))
     }
 
@@ -225,7 +262,9 @@ impl BatchReader {
             return Ok(None);
         }
         let projection = self.projection.clone();
-        self.load(&projection, &piece)?;
+        // With predicates, later chunks may be skipped: decode only what this piece needs.
+        let prefetch = if self.predicates.is_empty() { self.prefetch } else { 0 };
+        self.load(&projection, &piece, prefetch)?;
         let arrays: Vec<ArrayRef> = projection.iter().map(|&c| self.slice(c, &piece)).collect();
         let options = RecordBatchOptions::new().with_row_count(Some((piece.end - piece.start) as usize));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
