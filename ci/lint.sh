@@ -10,6 +10,5 @@ log "ruff"
 log "extension module stubs"
 "$PY" "$ROOT/ci/check_stubs.py"
 if [ "${SZM_SKIP_CLIPPY:-0}" != 1 ]; then
-    log "cargo clippy"
-    PYO3_PYTHON="$PY" cargo clippy --release --workspace --all-targets -- -D warnings
+    bash "$ROOT/ci/clippy.sh"
 fi

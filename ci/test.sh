@@ -2,9 +2,11 @@
 # Everything CI checks: set-up, lint, Rust unit tests, Python end-to-end tests.
 source "$(dirname "$0")/env.sh"
 bash "$ROOT/ci/setup.sh"
-bash "$ROOT/ci/lint.sh"
+# Formatting checks first (cheap), clippy after the Rust tests, pytest last.
+SZM_SKIP_CLIPPY=1 bash "$ROOT/ci/lint.sh"
 cd "$ROOT"
 log "cargo test"
 PYO3_PYTHON="$PY" cargo test --release --workspace
+bash "$ROOT/ci/clippy.sh"
 log "pytest"
 "$PY" -m pytest -q tests "$@"

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Set up, then run the benchmark (bench/run.py; pass --quick for a 10x smaller run).
+source "$(dirname "$0")/env.sh"
+bash "$ROOT/ci/setup.sh"
+"$PY" "$ROOT/bench/run.py" "$@"
