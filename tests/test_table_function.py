@@ -212,3 +212,21 @@ def test_plan_uses_filter_pushdown_on_datafusion(datafusion_ctx, items_store):
 def test_write_group_helper_works_with_v2(tmp_path, host):
     uri = write_group(tmp_path / "v2.zarr", {"x": np.arange(5)}, zarr_format=2)
     assert collect(host, f"SELECT sum(x) AS s FROM {call(uri)}").column("s").to_pylist() == [10]
+
+
+def test_wrong_sedonadb_version_is_refused(monkeypatch, sedona, items_store):
+    import sedonadb
+    from sedonadb_zarr_meta import ZarrMetaSpec
+
+    monkeypatch.setattr(sedonadb, "__version__", "0.6.0")
+    with pytest.raises(ImportError, match="sedonadb 0.6.0 is installed.*0.5"):
+        sedona.read_format(ZarrMetaSpec(), items_store)
+
+
+def test_register_without_sedona_functions(items_store):
+    import datafusion
+
+    ctx = register(datafusion.SessionContext(), sedona_functions=False)
+    assert collect(ctx, f"SELECT count(*) AS n FROM {call(items_store)}").column("n").to_pylist() == [500]
+    with pytest.raises(Exception, match="(?i)st_intersects"):
+        collect(ctx, f"SELECT id FROM {call(items_store)} m WHERE ST_Intersects(m.bbox, m.bbox)")
