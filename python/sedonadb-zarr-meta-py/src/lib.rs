@@ -12,11 +12,6 @@ mod table_function;
 
 use pyo3::prelude::*;
 
-/// Chunk-sized buffers are allocated and freed at a high rate; mimalloc
-/// reuses them instead of page-faulting fresh memory in for every chunk.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[pymodule]
 fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ZarrMetaError", m.py().get_type::<error::ZarrMetaException>())?;
