@@ -275,8 +275,8 @@ fn wkb_geometry(bytes: Vec<u8>, offsets: &[usize]) -> Result<ArrayRef, String> {
             let (lo, hi) = (task * PER_TASK, ((task + 1) * PER_TASK).min(rows));
             for row in lo..hi {
                 let (a, b) = (offsets[row], offsets[row + 1]);
-                if a > b {
-                    return Some(format!("row {row}: element offsets are not increasing"));
+                if a > b || b > bytes.len() {
+                    return Some(format!("row {row}: element offsets are out of bounds"));
                 }
                 if a < b {
                     if let Err(e) = validate_wkb(&bytes[a..b]) {
