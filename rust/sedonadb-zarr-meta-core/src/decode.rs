@@ -6,15 +6,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::types::{
-    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-};
+use arrow_array::types::Int64Type;
 use arrow_array::{
-    ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, Float32Array, PrimitiveArray, StringArray,
+    make_array, Array, ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, Float32Array, PrimitiveArray,
+    StringArray,
 };
 use arrow_buffer::{ArrowNativeType, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::DataType;
 
 use crate::geometry::{validate_wkb, wkt_to_wkb, GeometryEncoding};
 use crate::temporal::TimeConversion;
@@ -176,28 +174,16 @@ fn temporal(conv: &TimeConversion, raw: Vec<u8>, rows: usize, duration: bool) ->
         }
         (ScalarBuffer::from(out), has_nat.then(|| NullBuffer::from(valid)))
     };
-    Ok(match (duration, conv.unit) {
-        (false, TimeUnit::Second) => Arc::new(PrimitiveArray::<TimestampSecondType>::new(values, nulls)),
-        (false, TimeUnit::Millisecond) => {
-            Arc::new(PrimitiveArray::<TimestampMillisecondType>::new(values, nulls))
-        }
-        (false, TimeUnit::Microsecond) => {
-            Arc::new(PrimitiveArray::<TimestampMicrosecondType>::new(values, nulls))
-        }
-        (false, TimeUnit::Nanosecond) => {
-            Arc::new(PrimitiveArray::<TimestampNanosecondType>::new(values, nulls))
-        }
-        (true, TimeUnit::Second) => Arc::new(PrimitiveArray::<DurationSecondType>::new(values, nulls)),
-        (true, TimeUnit::Millisecond) => {
-            Arc::new(PrimitiveArray::<DurationMillisecondType>::new(values, nulls))
-        }
-        (true, TimeUnit::Microsecond) => {
-            Arc::new(PrimitiveArray::<DurationMicrosecondType>::new(values, nulls))
-        }
-        (true, TimeUnit::Nanosecond) => {
-            Arc::new(PrimitiveArray::<DurationNanosecondType>::new(values, nulls))
-        }
-    })
+    // Timestamps and durations of every unit are i64 values: build one and retype it.
+    let data_type =
+        if duration { DataType::Duration(conv.unit) } else { DataType::Timestamp(conv.unit, None) };
+    let data = PrimitiveArray::<Int64Type>::new(values, nulls)
+        .into_data()
+        .into_builder()
+        .data_type(data_type)
+        .build()
+        .map_err(|e| format!("internal: {e}"))?;
+    Ok(make_array(data))
 }
 
 /// Text/bytes elements as one values buffer plus `rows + 1` offsets.
@@ -369,9 +355,9 @@ mod tests {
         let conv = TimeConversion::new(NumpyUnit::Day, 1, true).unwrap();
         let raw: Vec<u8> = [1i64, NAT].iter().flat_map(|v| v.to_ne_bytes()).collect();
         let a = to_arrow(&ColumnKind::Timestamp(conv), Elements::Fixed(raw), 2).unwrap();
-        assert_eq!(a.data_type(), &DataType::Timestamp(TimeUnit::Second, None));
+        assert_eq!(a.data_type(), &DataType::Timestamp(arrow_schema::TimeUnit::Second, None));
         assert!(a.is_valid(0) && a.is_null(1));
-        assert_eq!(a.as_primitive::<TimestampSecondType>().value(0), 86_400);
+        assert_eq!(a.as_primitive::<arrow_array::types::TimestampSecondType>().value(0), 86_400);
     }
 
     #[test]
