@@ -233,6 +233,16 @@ def _geometry_bounds(values: np.ndarray) -> np.ndarray:
     return shapely.bounds(geoms)  # NaN rows for missing/empty
 
 
+def _min_max(values: np.ndarray, starts: range, block_rows: int, valid: Any, cast: Any) -> dict[str, list]:
+    """Per-block min and max of the ``valid`` values (``None`` for a block without any)."""
+    mins, maxs = [], []
+    for s in starts:
+        part = valid(values[s : s + block_rows])
+        mins.append(cast(part.min()) if len(part) else None)
+        maxs.append(cast(part.max()) if len(part) else None)
+    return {"min": mins, "max": maxs}
+
+
 def _block_stats(col: _Column, block_rows: int) -> dict[str, Any] | None:
     n = len(col.values)
     starts = range(0, n, block_rows)
@@ -256,32 +266,14 @@ def _block_stats(col: _Column, block_rows: int) -> dict[str, Any] | None:
                 )
         return {"bbox": out}
     if col.kind == "time":
-        raw = col.values.view("int64")
         nat = np.iinfo(np.int64).min
-        mins, maxs = [], []
-        for s in starts:
-            part = raw[s : s + block_rows]
-            part = part[part != nat]
-            mins.append(int(part.min()) if len(part) else None)
-            maxs.append(int(part.max()) if len(part) else None)
-        return {"min": mins, "max": maxs}
+        return _min_max(col.values.view("int64"), starts, block_rows, lambda p: p[p != nat], int)
     if col.kind == "number":
-        mins, maxs = [], []
-        for s in starts:
-            part = col.values[s : s + block_rows]
-            if part.dtype.kind == "f":
-                part = part[~np.isnan(part)]
-            cast = float if part.dtype.kind == "f" else int
-            mins.append(cast(part.min()) if len(part) else None)
-            maxs.append(cast(part.max()) if len(part) else None)
-        return {"min": mins, "max": maxs}
+        if col.values.dtype.kind == "f":
+            return _min_max(col.values, starts, block_rows, lambda p: p[~np.isnan(p)], float)
+        return _min_max(col.values, starts, block_rows, lambda p: p, int)
     if col.kind == "text":
-        mins, maxs = [], []
-        for s in starts:
-            part = col.values[s : s + block_rows]
-            mins.append(str(part.min()) if len(part) else None)
-            maxs.append(str(part.max()) if len(part) else None)
-        return {"min": mins, "max": maxs}
+        return _min_max(col.values, starts, block_rows, lambda p: p, str)
     return None
 
 
