@@ -22,6 +22,14 @@ def good_store(tmp_path: Path, **kw) -> tuple[Path, str]:
     return path, uri
 
 
+def patch_metadata(path: Path, array: str, change) -> None:
+    """Apply ``change`` to the parsed zarr.json of ``array`` and write it back."""
+    meta_file = path / "meta" / array / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    change(meta)
+    meta_file.write_text(json.dumps(meta))
+
+
 def scan_all(sedona, uri, **options):
     return pa.table(sedona.read_format(ZarrMetaSpec(options or None), uri))
 
@@ -74,10 +82,7 @@ def test_invalid_metadata_json(sedona, tmp_path):
 
 def test_invalid_metadata_fields(sedona, tmp_path):
     path, uri = good_store(tmp_path)
-    meta_file = path / "meta" / "a" / "zarr.json"
-    meta = json.loads(meta_file.read_text())
-    meta["codecs"] = [{"name": "no-such-codec"}]
-    meta_file.write_text(json.dumps(meta))
+    patch_metadata(path, "a", lambda meta: meta.update(codecs=[{"name": "no-such-codec"}]))
     with pytest.raises(ValueError, match=r"bad.zarr: array 'a'"):
         scan_all(sedona, uri)
 
@@ -85,20 +90,14 @@ def test_invalid_metadata_fields(sedona, tmp_path):
 def test_absurd_declared_shape(sedona, tmp_path):
     path, uri = good_store(tmp_path)
     for name in ("a", "bbox"):
-        meta_file = path / "meta" / name / "zarr.json"
-        meta = json.loads(meta_file.read_text())
-        meta["shape"] = [2**62]
-        meta_file.write_text(json.dumps(meta))
+        patch_metadata(path, name, lambda meta: meta.update(shape=[2**62]))
     with pytest.raises(ValueError, match=r"bad.zarr: array 'a': declared length .* implausibly large"):
         scan_all(sedona, uri)
 
 
 def test_absurd_chunk_shape(sedona, tmp_path):
     path, uri = good_store(tmp_path)
-    meta_file = path / "meta" / "a" / "zarr.json"
-    meta = json.loads(meta_file.read_text())
-    meta["chunk_grid"]["configuration"]["chunk_shape"] = [2**40]
-    meta_file.write_text(json.dumps(meta))
+    patch_metadata(path, "a", lambda meta: meta["chunk_grid"]["configuration"].update(chunk_shape=[2**40]))
     with pytest.raises(ValueError, match=r"bad.zarr: array 'a': chunk shape .* too large"):
         scan_all(sedona, uri)
 
