@@ -17,7 +17,7 @@ from typing import Any
 
 from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
 from sedonadb_zarr_meta._lib import __version__ as __version__
-from sedonadb_zarr_meta._options import OPTION_KEYS
+from sedonadb_zarr_meta._options import OPTION_KEYS, options_json, validate_options
 from sedonadb_zarr_meta._writer import write_meta
 
 __all__ = [
@@ -37,8 +37,6 @@ def open_meta(uri: str, **options: Any) -> MetaTable:
 
     ``pyarrow.table(open_meta(uri).scan())`` reads it into a pyarrow Table.
     """
-    from sedonadb_zarr_meta._options import options_json, validate_options
-
     return MetaTable(str(uri), options_json(validate_options(options)))
 
 

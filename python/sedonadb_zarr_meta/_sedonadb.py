@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,8 +60,6 @@ def _view_name(uri: str, options: str | None) -> str:
 def _parse_call_options(args: list[str]) -> str | None:
     if len(args) < 2:
         return None
-    import json
-
     try:
         parsed = json.loads(args[1])
     except json.JSONDecodeError as e:
