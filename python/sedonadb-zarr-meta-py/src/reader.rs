@@ -11,7 +11,7 @@ use arrow_schema::ffi::FFI_ArrowSchema;
 use arrow_schema::{ArrowError, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use sedonadb_zarr_meta_core::pruning::{ChunkStats, Predicate, Test};
+use sedonadb_zarr_meta_core::pruning::{Predicate, Test};
 use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions, ScanMetrics};
 
 use crate::error::{BindingError, BindingResult};
@@ -85,14 +85,12 @@ impl MetaTable {
             })?;
             predicates.push(Predicate { column, test: Test::BBox(b) });
         }
-        let stats = ChunkStats::from_group(&self.group);
         let reader = BatchReader::with_predicates(
             self.group.clone(),
             columns,
             start..end.unwrap_or(u64::MAX),
             batch_size,
             predicates,
-            stats.as_ref(),
         )
         .map_err(BindingError::from)?;
         let metrics = reader.metrics().clone();
@@ -102,7 +100,7 @@ impl MetaTable {
     /// Whether the store carries per-chunk statistics usable for skipping.
     #[getter]
     fn has_stats(&self) -> bool {
-        ChunkStats::from_group(&self.group).is_some()
+        self.group.stats.is_some()
     }
 
     fn __repr__(&self) -> String {

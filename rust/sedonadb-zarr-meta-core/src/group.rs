@@ -15,6 +15,7 @@ use crate::dtype::{self, DtypeMapping};
 use crate::error::{Result, ZarrMetaError};
 use crate::geometry::{self, Crs, GeometryEncoding, GEOMETRY_NAMES};
 use crate::options::ReadOptions;
+use crate::pruning::ChunkStats;
 
 /// Arrays longer than this are refused as corrupt metadata rather than scanned.
 pub const MAX_ROWS: u64 = 1 << 40;
@@ -46,6 +47,8 @@ pub struct MetaGroup {
     pub num_rows: u64,
     pub schema: SchemaRef,
     pub options: ReadOptions,
+    /// Per-chunk statistics from the group attributes, if present and current.
+    pub stats: Option<ChunkStats>,
 }
 
 impl std::fmt::Debug for MetaGroup {
@@ -208,7 +211,7 @@ impl MetaGroup {
             columns.push(column);
         }
 
-        Ok(Self {
+        let mut group = Self {
             store,
             group: group_name,
             attributes: group_attrs,
@@ -216,7 +219,10 @@ impl MetaGroup {
             num_rows: num_rows.map_or(0, |(n, _)| n),
             schema: Arc::new(Schema::new(fields)),
             options,
-        })
+            stats: None,
+        };
+        group.stats = ChunkStats::from_group(&group);
+        Ok(group)
     }
 
     /// Index of the column called `name`.

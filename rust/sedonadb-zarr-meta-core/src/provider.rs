@@ -23,34 +23,24 @@ use datafusion_physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Part
 
 use crate::filters::{is_prunable, predicates_of};
 use crate::group::MetaGroup;
-use crate::pruning::{ChunkStats, Predicate};
+use crate::pruning::Predicate;
 use crate::reader::{partition_ranges, BatchReader, ScanMetrics};
 
 /// A `meta` group as a DataFusion table.
 #[derive(Debug, Clone)]
 pub struct ZarrMetaTable {
     group: Arc<MetaGroup>,
-    stats: Option<Arc<ChunkStats>>,
     metrics: Arc<ScanMetrics>,
-    pushdown: bool,
 }
 
 impl ZarrMetaTable {
     pub fn new(group: Arc<MetaGroup>) -> Self {
-        let stats = ChunkStats::from_group(&group).map(Arc::new);
-        let pushdown = group.options.pushdown;
-        Self { group, stats, metrics: Arc::default(), pushdown }
+        Self { group, metrics: Arc::default() }
     }
 
-    /// Turn filter pushdown (and with it chunk skipping) on or off.
-    pub fn with_pushdown(mut self, enabled: bool) -> Self {
-        self.pushdown = enabled;
-        self
-    }
-
-    /// Whether the store carries usable per-chunk statistics.
-    pub fn has_stats(&self) -> bool {
-        self.stats.is_some()
+    /// Whether filters are used to skip chunks (the `pushdown` option).
+    fn pushdown(&self) -> bool {
+        self.group.options.pushdown
     }
 
     pub fn group(&self) -> &Arc<MetaGroup> {
@@ -73,7 +63,7 @@ impl ZarrMetaTable {
         let projection: Vec<usize> =
             projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
         let schema = Arc::new(self.group.schema.project(&projection)?);
-        let predicates: Vec<Predicate> = if self.pushdown {
+        let predicates: Vec<Predicate> = if self.pushdown() {
             filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
         } else {
             Vec::new()
@@ -87,7 +77,6 @@ impl ZarrMetaTable {
             ranges,
             limit,
             predicates,
-            stats: self.stats.clone(),
             metrics: self.metrics.clone(),
         }))
     }
@@ -119,7 +108,7 @@ impl TableProvider for ZarrMetaTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if self.pushdown && is_prunable(&self.group, f) {
+                if self.pushdown() && is_prunable(&self.group, f) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -144,7 +133,6 @@ pub struct ZarrMetaExec {
     ranges: Vec<Range<u64>>,
     limit: Option<usize>,
     predicates: Vec<Predicate>,
-    stats: Option<Arc<ChunkStats>>,
     metrics: Arc<ScanMetrics>,
     properties: Arc<PlanProperties>,
 }
@@ -176,7 +164,7 @@ impl DisplayAs for ZarrMetaExec {
         }
         if !self.predicates.is_empty() {
             write!(f, ", pruning_predicates={}", self.predicates.len())?;
-            write!(f, ", statistics={}", if self.stats.is_some() { "chunk" } else { "none" })?;
+            write!(f, ", statistics={}", if self.group.stats.is_some() { "chunk" } else { "none" })?;
         }
         Ok(())
     }
@@ -221,7 +209,6 @@ impl ExecutionPlan for ZarrMetaExec {
             rows,
             batch_size,
             self.predicates.clone(),
-            self.stats.as_deref(),
         )?
         .with_metrics(self.metrics.clone());
         let mut remaining = self.limit;

@@ -19,7 +19,7 @@ use zarrs::array::{ArrayBytes, ArraySubset};
 use crate::decode::{to_arrow, Elements};
 use crate::error::{Result, ZarrMetaError};
 use crate::group::{MetaColumn, MetaGroup};
-use crate::pruning::{any_row_matches, ChunkStats, Predicate};
+use crate::pruning::{any_row_matches, Predicate};
 
 /// Counters a scan updates, shared with whoever wants to observe it.
 #[derive(Debug, Default)]
@@ -59,7 +59,12 @@ impl MetaColumn {
                 return Err(err("optional (masked) data types are not supported".into()))
             }
         };
-        to_arrow(&self.kind, elements, n).map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end)))
+        let values = to_arrow(&self.kind, elements, n)
+            .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end)))?;
+        if values.len() != n {
+            return Err(err(format!("rows {}..{}: decoded {} rows", rows.start, rows.end, values.len())));
+        }
+        Ok(values)
     }
 
     /// Index of the chunk holding `row`.
@@ -101,18 +106,17 @@ impl BatchReader {
         rows: Range<u64>,
         batch_size: usize,
     ) -> Result<Self> {
-        Self::with_predicates(group, projection, rows, batch_size, Vec::new(), None)
+        Self::with_predicates(group, projection, rows, batch_size, Vec::new())
     }
 
     /// Like [`BatchReader::new`], skipping rows that cannot satisfy `predicates`
-    /// (using `stats` where available).
+    /// (using the group's chunk statistics where available).
     pub fn with_predicates(
         group: Arc<MetaGroup>,
         projection: Option<Vec<usize>>,
         rows: Range<u64>,
         batch_size: usize,
         predicates: Vec<Predicate>,
-        stats: Option<&ChunkStats>,
     ) -> Result<Self> {
         let projection = projection.unwrap_or_else(|| (0..group.columns.len()).collect());
         if let Some(bad) =
@@ -127,7 +131,7 @@ impl BatchReader {
         let schema = Arc::new(group.schema.project(&projection)?);
         let end = rows.end.min(group.num_rows);
         let start = rows.start.min(end);
-        let ranges = match stats {
+        let ranges = match &group.stats {
             Some(stats) if !predicates.is_empty() => stats.prune(&predicates, start..end),
             _ => std::iter::once(start..end).collect(),
         };
@@ -181,8 +185,11 @@ impl BatchReader {
     /// so a single stream keeps every core busy; memory stays bounded by
     /// `prefetch` chunks per column.
     fn load(&mut self, columns: &[usize], piece: &Range<u64>, prefetch: usize) -> Result<()> {
+        let mut columns = columns.to_vec();
+        columns.sort_unstable();
+        columns.dedup();
         let mut wanted: Vec<(usize, usize)> = Vec::new();
-        for &c in columns {
+        for c in columns {
             let cache = &mut self.cache[c];
             while cache.front().is_some_and(|cached| cached.rows.end <= piece.start) {
                 cache.pop_front();
@@ -190,24 +197,21 @@ impl BatchReader {
             if cache
                 .front()
                 .is_some_and(|cached| cached.rows.start <= piece.start && piece.end <= cached.rows.end)
-                || wanted.iter().any(|(w, _)| *w == c)
             {
                 continue;
             }
             let column = &self.group.columns[c];
-            let first = column.chunk_of(piece.start);
-            wanted.push((c, first));
-            let mut last = first;
-            for next in self.pieces.iter() {
-                if wanted.iter().filter(|(w, _)| *w == c).count() > prefetch {
+            let mut chunks = vec![column.chunk_of(piece.start)];
+            for next in &self.pieces {
+                if chunks.len() > prefetch {
                     break;
                 }
                 let chunk = column.chunk_of(next.start);
-                if chunk != last {
-                    wanted.push((c, chunk));
-                    last = chunk;
+                if chunks.last() != Some(&chunk) {
+                    chunks.push(chunk);
                 }
             }
+            wanted.extend(chunks.into_iter().map(|chunk| (c, chunk)));
         }
         let group = &self.group;
         let decoded: Vec<Result<(usize, Cached)>> = wanted
@@ -216,18 +220,6 @@ impl BatchReader {
                 let column = &group.columns[c];
                 let rows = column.chunk_bounds[chunk]..column.chunk_bounds[chunk + 1];
                 let values = column.read(&group.store, rows.clone())?;
-                if values.len() as u64 != rows.end - rows.start {
-                    return Err(ZarrMetaError::array(
-                        &group.store,
-                        &column.name,
-                        format!(
-                            "chunk at row {} decoded {} rows instead of {}",
-                            rows.start,
-                            values.len(),
-                            rows.end - rows.start
-                        ),
-                    ));
-                }
                 Ok((c, Cached { rows, values }))
             })
             .collect();

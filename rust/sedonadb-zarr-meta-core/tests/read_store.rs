@@ -98,12 +98,11 @@ fn skipped_scan(with_stats: bool) -> (Vec<i32>, u64) {
     let dir = tempfile::tempdir().unwrap();
     write_store(dir.path(), with_stats);
     let group = Arc::new(MetaGroup::open(dir.path().to_str().unwrap(), ReadOptions::default()).unwrap());
-    let stats = sedonadb_zarr_meta_core::pruning::ChunkStats::from_group(&group);
-    assert_eq!(stats.is_some(), with_stats);
+    assert_eq!(group.stats.is_some(), with_stats);
     // Boxes x in [0, 10); query x in [8.5, 9.5] matches rows 8 and 9 (and 7 touches at 8).
     let predicates = vec![Predicate { column: 0, test: Test::BBox([8.5, 0.0, 9.5, 1.0]) }];
     let metrics = Arc::new(ScanMetrics::default());
-    let reader = BatchReader::with_predicates(group, Some(vec![1]), 0..N, 100, predicates, stats.as_ref())
+    let reader = BatchReader::with_predicates(group, Some(vec![1]), 0..N, 100, predicates)
         .unwrap()
         .with_metrics(metrics.clone());
     let n = collect(reader)
