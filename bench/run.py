@@ -14,7 +14,11 @@ Printed, each as a ratio of medians measured in this run:
    0.1.2 (its own virtualenv, ``datafusion==53.0.0``) and vs zarr-python + pyarrow;
 2. a selective query on D2 (≈1% of the area, one month) vs the full scan of D2
    and vs the same query with pushdown disabled;
-3. peak memory of ``SELECT collection, count(*) ... GROUP BY 1`` streaming over D2.
+3. peak memory of ``SELECT collection, count(*) ... GROUP BY 1`` streaming over D2;
+4. the same stores on a loopback S3 server (moto) behind a proxy adding 20 ms
+   to every request: D1 full scan vs zarr-datafusion-search reading the same
+   server and vs our local-disk time; the D2 selective query vs the D2 full
+   scan; requests and bytes fetched per query (counted by the proxy).
 
 Usage: ``python bench/run.py [--quick]`` (``--quick`` shrinks D1/D2 tenfold).
 """
@@ -112,8 +116,14 @@ def make_d2(path: Path, n: int) -> str:
     return path.resolve().as_uri()
 
 
-def measure(python: str, script: Path, *args: str) -> dict:
-    out = subprocess.run([python, str(script), *args], check=True, capture_output=True, text=True)
+def measure(python: str, script: Path, *args: str, env: dict | None = None) -> dict:
+    out = subprocess.run(
+        [python, str(script), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -224,6 +234,84 @@ def main() -> None:
         f"  SELECT collection, count(*) ... GROUP BY 1: peak RSS {agg['peak_rss_mb']:.0f} MB "
         f"(process after imports: {agg['rss_after_imports_mb']:.0f} MB), {median(agg):.2f} s"
     )
+
+    remote(py, d1, d2, rep, median(ours_sql), where)
+
+
+def upload(server, bucket: str, store: Path, name: str) -> None:
+    """Copy a local store's files into the S3 server (straight to it, not through the proxy)."""
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [f for f in store.rglob("*") if f.is_file()]
+
+    def put(f: Path) -> None:
+        key = f"{name}/{f.relative_to(store).as_posix()}"
+        req = urllib.request.Request(f"{server.moto_url}/{bucket}/{key}", data=f.read_bytes(), method="PUT")
+        urllib.request.urlopen(req, timeout=120).close()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, files))
+
+
+def remote(py: str, d1: str, d2: str, rep: list[str], local_d1: float, where: str) -> None:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from s3proxy import S3Server
+
+    print("\n== 4. object store: loopback S3 server, 20 ms added to every request ==")
+    server = S3Server()
+    try:
+        server.create_bucket("bench")
+        upload(server, "bench", Path(d1.removeprefix("file://")), "d1.zarr")
+        upload(server, "bench", Path(d2.removeprefix("file://")), "d2.zarr")
+        env = {
+            "AWS_ENDPOINT_URL": server.url,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        }
+        server.control.configure(latency_ms=20)
+        script = HERE / "measure.py"
+
+        def counted(*args: str, runs: int) -> tuple[dict, dict]:
+            server.control.reset()
+            m = measure(py, script, *args, env=env)
+            stats = server.control.stats()
+            per_query = {k: stats[k] / runs for k in ("requests", "bytes")}
+            return m, per_query
+
+        runs = int(rep[1]) + 1  # measure.py runs a warm-up, then --repeat timed runs
+        s1, s1_io = counted("sedonadb-sql", "s3://bench/d1.zarr", *rep, runs=runs)
+        c1, _ = counted("core", "s3://bench/d1.zarr", *rep, runs=runs)
+        print(f"  D1 full scan, ours (SedonaDB SQL)      median {median(s1):7.3f} s  rows {s1['rows']:,}")
+        print(f"  D1 full scan, ours (open_meta)         median {median(c1):7.3f} s  rows {c1['rows']:,}")
+        zpy = zds_python()
+        if zpy:
+            server.control.reset()
+            z1 = measure(zpy, HERE / "zds_scan.py", "s3://bench/d1.zarr", *rep, env=env)
+            stats = server.control.stats()
+            z1_io = {k: stats[k] / runs for k in ("requests", "bytes")}
+            print(f"  D1 full scan, zarr-datafusion-search   median {median(z1):7.3f} s  rows {z1['rows']:,}")
+            print(f"  ratio zarr-datafusion-search / ours (SedonaDB SQL): {median(z1) / median(s1):5.1f}x")
+            print(
+                f"  requests per scan: ours {s1_io['requests']:.0f}, zarr-datafusion-search "
+                f"{z1_io['requests']:.0f}"
+            )
+        print(f"  ratio ours over S3 / ours on local disk (SedonaDB SQL): {median(s1) / local_d1:5.2f}x")
+        sql_sel = f"SELECT * FROM sd_read_zarr_meta('{{store}}') {where}"
+        sel, sel_io = counted("sedonadb-sql", "s3://bench/d2.zarr", *rep, "--sql", sql_sel, runs=runs)
+        full, full_io = counted("sedonadb-sql", "s3://bench/d2.zarr", "--repeat", "1", runs=2)
+        print(f"  D2 selective query                     median {median(sel):7.3f} s  rows {sel['rows']:,}")
+        print(f"  D2 full scan                           median {median(full):7.3f} s  rows {full['rows']:,}")
+        print(f"  ratio D2 full scan / selective: {median(full) / median(sel):6.1f}x")
+        print(
+            f"  per query: selective {sel_io['requests']:.0f} requests, {sel_io['bytes'] / 1e6:.2f} MB; "
+            f"full scan {full_io['requests']:.0f} requests, {full_io['bytes'] / 1e6:.1f} MB; "
+            f"selective fetches {100 * sel_io['bytes'] / full_io['bytes']:.2f}% of the full scan's bytes"
+        )
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

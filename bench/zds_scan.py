@@ -4,6 +4,7 @@ Run with a Python environment that has ``zarr-datafusion-search``, ``datafusion`
 ``obstore`` and ``pyarrow`` installed::
 
     python zds_scan.py STORE_PATH [--repeat N] [--query SQL]
+    python zds_scan.py s3://BUCKET/STORE [--repeat N]   # endpoint etc. from AWS_* variables
 
 The ``meta`` group is registered as the table ``meta``. The query (default
 ``SELECT * FROM meta``) is collected into a ``pyarrow.Table`` once as a warm-up,
@@ -16,19 +17,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import warnings
 from pathlib import Path
 
 import pyarrow as pa
 from datafusion import SessionContext
-from obstore.store import LocalStore
+from obstore.store import LocalStore, S3Store
 from zarr_datafusion_search import ZarrTable
+
+
+def _s3_store(uri: str) -> S3Store:
+    """An obstore S3Store for ``s3://bucket/prefix`` configured from the AWS_* environment."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    allow_http = os.environ.get("AWS_ALLOW_HTTP", "false").lower() == "true"
+    return S3Store(bucket, prefix=prefix, client_options={"allow_http": allow_http})
 
 
 async def open_table(store_path: str) -> ZarrTable:
     """Open the store's ``meta`` group (must be awaited inside a running loop)."""
-    store = LocalStore(str(Path(store_path).resolve()))
+    if store_path.startswith("s3://"):
+        store = _s3_store(store_path)
+    else:
+        store = LocalStore(str(Path(store_path).resolve()))
     with warnings.catch_warnings():
         # obstore store passed across wheels: harmless "reconstructed a store" warning
         warnings.simplefilter("ignore", RuntimeWarning)

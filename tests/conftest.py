@@ -14,7 +14,7 @@ COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
 
 
 def write_group(
-    path: Path,
+    path: Path | Any,
     arrays: dict[str, Any],
     *,
     zarr_format: int = 3,
@@ -25,8 +25,12 @@ def write_group(
     dtypes: dict[str, Any] | None = None,
     **create_kwargs: Any,
 ) -> str:
-    """Write ``arrays`` as 1-D arrays of group ``group`` with zarr-python; return a file:// URI."""
-    root = zarr.open_group(str(path), mode="a", zarr_format=zarr_format)
+    """Write ``arrays`` as 1-D arrays of group ``group`` with zarr-python.
+
+    ``path`` is a local directory (the file:// URI is returned) or a zarr-python
+    store object (``None`` is returned).
+    """
+    root = zarr.open_group(str(path) if isinstance(path, Path) else path, mode="a", zarr_format=zarr_format)
     g = root.require_group(group) if group else root
     if group_attrs:
         g.attrs.update(group_attrs)
@@ -42,7 +46,7 @@ def write_group(
             a[:] = data
         if array_attrs and name in array_attrs:
             a.attrs.update(array_attrs[name])
-    return path.resolve().as_uri()
+    return path.resolve().as_uri() if isinstance(path, Path) else None
 
 
 def items(n: int = 500, seed: int = 7) -> dict[str, np.ndarray]:

@@ -11,8 +11,43 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 OPTION_KEYS: frozenset[str] = frozenset(
-    {"group", "arrays", "geometry_columns", "crs", "batch_size", "pushdown"}
+    {
+        "group",
+        "arrays",
+        "geometry_columns",
+        "crs",
+        "batch_size",
+        "pushdown",
+        "storage_options",
+        "max_concurrency",
+        "consolidated",
+    }
 )
+
+#: Options JSON longer than this is refused (the Rust core enforces the same bound).
+MAX_OPTIONS_BYTES = 1 << 20
+
+
+def _storage_options(value: Any) -> dict[str, str | bool | int | float]:
+    """Object-store configuration: string keys, scalar values (never echoed: they may be secrets)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"option 'storage_options' must be a mapping, got {type(value).__name__}")
+    out: dict[str, str | bool | int | float] = {}
+    for key, v in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"option 'storage_options' keys must be non-empty strings, got {key!r}")
+        if not isinstance(v, (str, bool, int, float)):
+            raise ValueError(f"storage option {key!r} must be a string, number or boolean")
+        out[key] = v
+    return out
+
+
+def redacted(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for display: storage option values are hidden."""
+    out = dict(options)
+    if "storage_options" in out:
+        out["storage_options"] = {k: "<redacted>" for k in out["storage_options"]}
+    return out
 
 
 def _string_list(key: str, value: Any) -> list[str]:
@@ -48,16 +83,23 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         elif key == "crs":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"option 'crs' must be a non-empty string, got {value!r}")
-        elif key == "pushdown":
+        elif key in ("pushdown", "consolidated"):
             if not isinstance(value, bool):
-                raise ValueError(f"option 'pushdown' must be true or false, got {value!r}")
-        elif key == "batch_size":
+                raise ValueError(f"option {key!r} must be true or false, got {value!r}")
+        elif key in ("batch_size", "max_concurrency"):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"option 'batch_size' must be a positive integer, got {value!r}")
+                raise ValueError(f"option {key!r} must be a positive integer, got {value!r}")
+        elif key == "storage_options":
+            value = _storage_options(value)
         out[key] = value
     return out
 
 
 def options_json(options: Mapping[str, Any]) -> str | None:
     """The options as the JSON object the Rust core parses (``None`` if empty)."""
-    return json.dumps(dict(options)) if options else None
+    if not options:
+        return None
+    text = json.dumps(dict(options))
+    if len(text) > MAX_OPTIONS_BYTES:
+        raise ValueError(f"options are {len(text)} bytes as JSON, more than the {MAX_OPTIONS_BYTES} accepted")
+    return text

@@ -9,7 +9,7 @@ import pyarrow as pa
 from sedonadb.datasource import ExternalFormatSpec
 
 from sedonadb_zarr_meta._lib import BatchStream, MetaTable
-from sedonadb_zarr_meta._options import options_json, validate_options
+from sedonadb_zarr_meta._options import options_json, redacted, validate_options
 
 #: The format name under which :func:`register` makes the spec available.
 FORMAT_NAME = "zarr_meta"
@@ -37,7 +37,11 @@ class ZarrMetaSpec(ExternalFormatSpec):
     Args:
         options: Optional read options: ``group`` (default ``"meta"``),
             ``arrays`` (columns to expose), ``geometry_columns``, ``crs``
-            (overrides stored CRS), ``batch_size``.
+            (overrides stored CRS), ``batch_size``, ``pushdown``,
+            ``storage_options`` (object-store configuration such as
+            ``{"aws_endpoint": ..., "aws_region": ...}``; overrides the
+            environment), ``max_concurrency`` (requests in flight) and
+            ``consolidated`` (use consolidated metadata).
 
     Examples:
         >>> import sedonadb
@@ -94,4 +98,4 @@ class ZarrMetaSpec(ExternalFormatSpec):
         return table.scan(columns=columns, batch_size=args.batch_size, bbox=bbox)
 
     def __repr__(self) -> str:
-        return f"ZarrMetaSpec({self._options!r})"
+        return f"ZarrMetaSpec({redacted(self._options)!r})"

@@ -25,20 +25,92 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sedonadb_zarr_meta._options import validate_options
+
 STATS_ATTRIBUTE = "zarr_meta:stats"
 DEFAULT_CHUNK_SIZE = 100_000
 _GEOARROW_WKB = b"geoarrow.wkb"
 
 
-def _local_path(uri: str | Path) -> Path:
-    text = str(uri)
-    if text.startswith("file://"):
-        from urllib.parse import unquote, urlparse
+#: Keys of ``storage_options`` that configure the HTTP client rather than the store.
+_CLIENT_KEYS = frozenset(
+    {
+        "allow_http",
+        "allow_invalid_certificates",
+        "connect_timeout",
+        "timeout",
+        "proxy_url",
+        "user_agent",
+        "http1_only",
+        "http2_only",
+        "pool_idle_timeout",
+        "pool_max_idle_per_host",
+    }
+)
+_REMOTE_SCHEMES = ("s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https")
 
-        return Path(unquote(urlparse(text).path))
-    if "://" in text:
-        raise NotImplementedError(f"{text}: only local paths and file:// URLs can be written")
-    return Path(text)
+
+def _obstore_kwargs(storage_options: dict[str, Any]) -> dict[str, Any]:
+    """Split ``storage_options`` into obstore's ``config``, ``client_options`` and ``retry_config``."""
+    from datetime import timedelta
+
+    config: dict[str, Any] = {}
+    client: dict[str, Any] = {}
+    retry: dict[str, Any] = {}
+    for key, value in storage_options.items():
+        bare = key.lower()
+        for prefix in ("aws_", "google_", "azure_"):
+            if bare.startswith(prefix) and bare[len(prefix) :] in _CLIENT_KEYS:
+                bare = bare[len(prefix) :]
+        if key == "max_retries":
+            retry["max_retries"] = int(value)
+        elif key == "retry_timeout":
+            retry["retry_timeout"] = timedelta(seconds=float(str(value).rstrip("s")))
+        elif bare in _CLIENT_KEYS:
+            client[bare] = value
+        else:
+            config[key] = value if isinstance(value, str) else str(value).lower()
+    out: dict[str, Any] = {"config": config, "client_options": client}
+    if retry:
+        retry.setdefault("max_retries", 3)
+        retry.setdefault("retry_timeout", timedelta(seconds=30))
+        retry["backoff"] = {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=15), "base": 2}
+        out["retry_config"] = retry
+    return out
+
+
+def _open_store(uri: str | Path, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    """The zarr-python store for ``uri`` and the URI to report back.
+
+    Local paths and ``file://`` URLs are directories; object-store URLs are
+    written through zarr-python's obstore-backed ``ObjectStore``.
+    """
+    text = str(uri)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("", "file"):
+        if scheme == "file":
+            from urllib.parse import unquote, urlparse
+
+            path = Path(unquote(urlparse(text).path))
+        else:
+            path = Path(text)
+        return str(path), path.resolve().as_uri()
+    if scheme not in _REMOTE_SCHEMES:
+        raise NotImplementedError(f"{text}: URI scheme {scheme!r} cannot be written")
+    if scheme in ("http", "https"):
+        raise NotImplementedError(f"{text}: http(s):// stores are read-only")
+    import obstore.store
+    import zarr.storage
+
+    store = obstore.store.from_url(text, **_obstore_kwargs(dict(storage_options or {})))
+    return zarr.storage.ObjectStore(store), text
+
+
+def _consolidate(store: Any, group: str) -> None:
+    """Write the group's consolidated metadata, so readers open it in one round trip."""
+    import zarr
+
+    zarr.consolidate_metadata(store, path=group or None)
 
 
 def _crs_attrs(crs: Any) -> dict[str, Any]:
@@ -308,13 +380,15 @@ def write_meta(
     mode: str = "w",
     geometry_columns: Sequence[str] | None = None,
     zarr_format: int = 3,
+    storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Write item metadata as the ``meta`` group of a Zarr store.
 
     Args:
         data: a pyarrow Table (``geoarrow.wkb`` fields are geometry), a
             GeoDataFrame, or the path of a stac-geoparquet file.
-        uri: local path or ``file://`` URL of the store.
+        uri: local path, ``file://`` URL, or object-store URL (``s3://``,
+            ``gs://``, ``az://``) of the store.
         group: group path inside the store.
         chunk_size: rows per chunk; statistics are kept per chunk.
         sort: order rows along a Hilbert curve of the first geometry column's
@@ -323,9 +397,15 @@ def write_meta(
         mode: ``"w"`` replaces the group, ``"a"`` appends rows to it.
         geometry_columns: extra columns to treat as geometry (WKB bytes).
         zarr_format: 2 or 3.
+        storage_options: object-store configuration, the same keys the
+            readers take (e.g. ``{"aws_endpoint": ..., "aws_region": ...}``);
+            they override the environment.
+
+    The group's consolidated metadata is (re)written after every write, so
+    readers on object stores open it in one round trip.
 
     Returns:
-        The store's ``file://`` URI.
+        The store's URI (``file://`` for local stores).
 
     Examples:
         >>> write_meta(items_gdf, "/data/store.zarr", sort=True)  # doctest: +SKIP
@@ -338,12 +418,16 @@ def write_meta(
         # zarr-python flags vlen-bytes as lacking a final v3 spec; it is the
         # reference writer's own encoding and reads back everywhere we need.
         warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-        return _write(data, uri, group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
+        store, uri_out = _open_store(uri, validate_options({"storage_options": storage_options or {}}).get("storage_options"))
+        _write(data, store, uri_out, group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
+        _consolidate(store, group)
+        return uri_out
 
 
 def _write(
     data: Any,
-    uri: str | Path,
+    store: Any,
+    path: str,
     group: str,
     chunk_size: int,
     sort: bool,
@@ -351,10 +435,9 @@ def _write(
     mode: str,
     geometry_columns: Sequence[str] | None,
     zarr_format: int,
-) -> str:
+) -> None:
     import zarr
 
-    path = _local_path(uri)
     table, crs_by_column = _as_table(data)
     columns = _prepare(table, crs_by_column, crs, geometry_columns)
     if sort:
@@ -363,7 +446,7 @@ def _write(
             for c in columns:
                 c.values = c.values[order]
 
-    root = zarr.open_group(str(path), mode="a", zarr_format=zarr_format if mode == "w" else None)
+    root = zarr.open_group(store, mode="a", zarr_format=zarr_format if mode == "w" else None)
     exists = group in root if group else True
     if mode == "w" or not exists:
         if group and exists:
@@ -390,7 +473,7 @@ def _write(
         if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
             attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
         g.attrs.update(attrs)
-        return path.resolve().as_uri()
+        return
 
     # Append: same columns; statistics recomputed for the blocks that change.
     g = root[group] if group else root
@@ -411,7 +494,7 @@ def _write(
         # The group had no (or stale) statistics: leave it without.
         if STATS_ATTRIBUTE in g.attrs:
             del g.attrs[STATS_ATTRIBUTE]
-        return path.resolve().as_uri()
+        return
     first = (old_n // block_rows) * block_rows  # first block that changes
     stats = dict(old["columns"])
     for c in columns:
@@ -429,4 +512,3 @@ def _write(
         "block_rows": block_rows,
         "columns": stats,
     }
-    return path.resolve().as_uri()

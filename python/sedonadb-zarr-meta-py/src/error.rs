@@ -1,11 +1,14 @@
 //! Python exceptions of the package, and the one conversion from core errors.
 //!
 //! Missing stores/groups/arrays raise `FileNotFoundError`, bad data or options
-//! raise `ValueError`, unsupported requests `NotImplementedError`; everything
+//! raise `ValueError`, rejected credentials `PermissionError`, unsupported
+//! requests `NotImplementedError`; everything
 //! else raises the package's base exception `ZarrMetaError`.
 
 use datafusion_common::DataFusionError;
-use pyo3::exceptions::{PyException, PyFileNotFoundError, PyNotImplementedError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyNotImplementedError, PyPermissionError, PyValueError,
+};
 use pyo3::{create_exception, PyErr};
 use sedonadb_zarr_meta_core::error::find_zarr_meta_error;
 use sedonadb_zarr_meta_core::{ErrorKind, ZarrMetaError};
@@ -30,6 +33,7 @@ pub type BindingResult<T> = Result<T, BindingError>;
 fn from_kind(kind: ErrorKind, message: String) -> PyErr {
     match kind {
         ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+        ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
         ErrorKind::InvalidInput => PyValueError::new_err(message),
         ErrorKind::Unsupported => PyNotImplementedError::new_err(message),
         ErrorKind::Other => ZarrMetaException::new_err(message),

@@ -31,6 +31,10 @@ pub enum ZarrMetaError {
     #[error("{0}")]
     Unsupported(String),
 
+    /// The object store rejected our credentials or denied access.
+    #[error("{store}: access denied: {message}")]
+    PermissionDenied { store: String, message: String },
+
     /// An I/O or storage error not attributable to one array.
     #[error("{store}: {message}")]
     Storage { store: String, message: String },
@@ -55,6 +59,7 @@ impl ZarrMetaError {
                 ErrorKind::InvalidInput
             }
             Self::Unsupported(_) => ErrorKind::Unsupported,
+            Self::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Self::Storage { .. } | Self::Arrow(_) => ErrorKind::Other,
         }
     }
@@ -64,6 +69,7 @@ impl ZarrMetaError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,
+    PermissionDenied,
     InvalidInput,
     Unsupported,
     Other,

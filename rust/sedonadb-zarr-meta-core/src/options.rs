@@ -1,15 +1,67 @@
 //! Read options shared by every surface (`ZarrMetaSpec`, the SQL table
 //! function's JSON argument): parsed once, strictly, here.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{Result, ZarrMetaError};
 
 /// Default number of rows per emitted `RecordBatch`.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
 
+/// Default bound on concurrent requests to an object store.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
+/// Options JSON longer than this is refused before it is parsed.
+pub const MAX_OPTIONS_BYTES: usize = 1 << 20;
+
 /// The option keys accepted everywhere, in documentation order.
-pub const OPTION_KEYS: [&str; 6] = ["group", "arrays", "geometry_columns", "crs", "batch_size", "pushdown"];
+pub const OPTION_KEYS: [&str; 9] = [
+    "group",
+    "arrays",
+    "geometry_columns",
+    "crs",
+    "batch_size",
+    "pushdown",
+    "storage_options",
+    "max_concurrency",
+    "consolidated",
+];
+
+/// Object-store configuration (`storage_options`): object_store keys such as
+/// `aws_endpoint` or `google_service_account_key`, plus `max_retries` and
+/// `retry_timeout`. Values may hold secrets, so `Debug` never shows them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StorageOptions(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.keys().map(|k| (k, "<redacted>"))).finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageOptions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let map = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+        let mut out = BTreeMap::new();
+        for (key, value) in map {
+            // Never echo the value: it may be a secret.
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "storage option '{key}' must be a string, number or boolean"
+                    )))
+                }
+            };
+            out.insert(key, text);
+        }
+        Ok(Self(out))
+    }
+}
 
 /// How to read a `meta` group.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -33,6 +85,21 @@ pub struct ReadOptions {
     /// Use filters to skip chunks (on by default; off only to measure its effect).
     #[serde(default = "default_pushdown")]
     pub pushdown: bool,
+    /// Object-store configuration; overrides the environment.
+    #[serde(default)]
+    pub storage_options: StorageOptions,
+    /// At most this many requests to an object store at once.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Use consolidated metadata when the store has it (default: for object
+    /// stores only, where it saves round trips; local listings are cheap and
+    /// never stale).
+    #[serde(default)]
+    pub consolidated: Option<bool>,
+}
+
+fn default_max_concurrency() -> usize {
+    DEFAULT_MAX_CONCURRENCY
 }
 
 fn default_pushdown() -> bool {
@@ -56,6 +123,9 @@ impl Default for ReadOptions {
             crs: None,
             batch_size: DEFAULT_BATCH_SIZE,
             pushdown: true,
+            storage_options: StorageOptions::default(),
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            consolidated: None,
         }
     }
 }
@@ -64,6 +134,12 @@ impl ReadOptions {
     /// Parse options from a JSON object; unknown keys, wrong types and
     /// out-of-range values are errors that name the key.
     pub fn from_json(json: &str) -> Result<Self> {
+        if json.len() > MAX_OPTIONS_BYTES {
+            return Err(ZarrMetaError::InvalidOption(format!(
+                "options JSON is {} bytes, more than the {MAX_OPTIONS_BYTES} accepted",
+                json.len()
+            )));
+        }
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| ZarrMetaError::InvalidOption(format!("options are not valid JSON: {e}")))?;
         Self::from_value(value)
@@ -95,6 +171,9 @@ impl ReadOptions {
             if arrays.is_empty() {
                 return Err(ZarrMetaError::InvalidOption("'arrays' must name at least one array".into()));
             }
+        }
+        if self.max_concurrency == 0 {
+            return Err(ZarrMetaError::InvalidOption("'max_concurrency' must be a positive integer".into()));
         }
         Ok(())
     }
@@ -135,5 +214,24 @@ mod tests {
         assert!(e.contains("JSON object"), "{e}");
         let e = ReadOptions::from_json("{").unwrap_err().to_string();
         assert!(e.contains("not valid JSON"), "{e}");
+        let e = ReadOptions::from_json(r#"{"max_concurrency": 0}"#).unwrap_err().to_string();
+        assert!(e.contains("max_concurrency"), "{e}");
+    }
+
+    #[test]
+    fn storage_options_are_scalars_and_never_shown() {
+        let o = ReadOptions::from_json(
+            r#"{"storage_options": {"aws_secret_access_key": "s3cr3t-value", "aws_allow_http": true,
+                "max_retries": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.storage_options.0["aws_allow_http"], "true");
+        assert_eq!(o.storage_options.0["max_retries"], "2");
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("s3cr3t") && shown.contains("aws_secret_access_key"), "{shown}");
+        let e = ReadOptions::from_json(r#"{"storage_options": {"aws_secret_access_key": ["s3cr3t"]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aws_secret_access_key") && !e.contains("s3cr3t"), "{e}");
     }
 }

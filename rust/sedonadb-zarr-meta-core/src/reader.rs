@@ -73,6 +73,15 @@ impl MetaColumn {
     }
 }
 
+/// Bytes of compressed chunks a scan of an object store may request ahead of
+/// need (estimated from the decoded size, which bounds it for fixed-size types).
+const PREFETCH_BUDGET_BYTES: u64 = 256 << 20;
+/// Assumed bytes per element of variable-length columns for that estimate.
+const VARIABLE_ELEMENT_BYTES: u64 = 64;
+
+/// Distinct ids for scans, so each releases only its own prefetches.
+static NEXT_SCAN_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The last decoded chunk of one column.
 struct Cached {
     rows: Range<u64>,
@@ -96,6 +105,8 @@ pub struct BatchReader {
     prefetch: usize,
     metrics: Arc<ScanMetrics>,
     failed: bool,
+    /// This scan's id for the store's prefetches.
+    id: u64,
 }
 
 impl BatchReader {
@@ -152,6 +163,7 @@ impl BatchReader {
             prefetch: rayon::current_num_threads().saturating_sub(1),
             metrics: Arc::default(),
             failed: false,
+            id: NEXT_SCAN_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -184,12 +196,16 @@ impl BatchReader {
     /// `prefetch` further chunks of the same column that upcoming pieces need,
     /// so a single stream keeps every core busy; memory stays bounded by
     /// `prefetch` chunks per column.
-    fn load(&mut self, columns: &[usize], piece: &Range<u64>, prefetch: usize) -> Result<()> {
+    ///
+    /// On object stores, the chunks of `columns` that the next pieces need
+    /// are requested too (`io_ahead`), within [`PREFETCH_BUDGET_BYTES`], so
+    /// requests overlap each other and the decoding.
+    fn load(&mut self, columns: &[usize], piece: &Range<u64>, prefetch: usize, io_ahead: bool) -> Result<()> {
         let mut columns = columns.to_vec();
         columns.sort_unstable();
         columns.dedup();
         let mut wanted: Vec<(usize, usize)> = Vec::new();
-        for c in columns {
+        for &c in &columns {
             let cache = &mut self.cache[c];
             while cache.front().is_some_and(|cached| cached.rows.end <= piece.start) {
                 cache.pop_front();
@@ -213,6 +229,9 @@ impl BatchReader {
             }
             wanted.extend(chunks.into_iter().map(|chunk| (c, chunk)));
         }
+        if self.group.source.is_remote() {
+            self.request_ahead(&columns, &wanted, piece, io_ahead);
+        }
         let group = &self.group;
         let decoded: Vec<Result<(usize, Cached)>> = wanted
             .par_iter()
@@ -232,6 +251,37 @@ impl BatchReader {
         Ok(())
     }
 
+    /// Ask the store for the chunks in `wanted` and, with `io_ahead`, those
+    /// the upcoming pieces need of `columns`.
+    fn request_ahead(&self, columns: &[usize], wanted: &[(usize, usize)], piece: &Range<u64>, io_ahead: bool) {
+        let group = &self.group;
+        let mut keys: Vec<_> = wanted.iter().map(|&(c, chunk)| group.columns[c].array.chunk_key(&[chunk as u64])).collect();
+        if io_ahead && !columns.is_empty() {
+            let per_column = PREFETCH_BUDGET_BYTES / columns.len() as u64;
+            for &c in columns {
+                let column = &group.columns[c];
+                let rows = column.chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
+                let element = column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
+                let window = (per_column / rows.saturating_mul(element).max(1))
+                    .clamp(1, group.options.max_concurrency as u64) as usize;
+                let mut last = column.chunk_of(piece.start);
+                let mut ahead = 0;
+                for next in &self.pieces {
+                    let chunk = column.chunk_of(next.start);
+                    if chunk != last {
+                        keys.push(column.array.chunk_key(&[chunk as u64]));
+                        last = chunk;
+                        ahead += 1;
+                        if ahead >= window {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        group.source.prefetch(self.id, keys);
+    }
+
     fn slice(&self, column: usize, piece: &Range<u64>) -> ArrayRef {
         let cached = self.cache[column].front().expect("loaded before slicing");
         let offset = (piece.start - cached.rows.start) as usize;
@@ -244,7 +294,7 @@ impl BatchReader {
             return Ok(true);
         }
         let columns: Vec<usize> = self.predicates.iter().map(|p| p.column).collect();
-        self.load(&columns, piece, self.prefetch)?;
+        self.load(&columns, piece, self.prefetch, true)?;
         Ok(self.predicates.iter().all(|p| any_row_matches(&p.test, &self.slice(p.column, piece))))
     }
 
@@ -256,12 +306,21 @@ impl BatchReader {
         let projection = self.projection.clone();
         // With predicates, later chunks may be skipped: decode only what this piece needs.
         let prefetch = if self.predicates.is_empty() { self.prefetch } else { 0 };
-        self.load(&projection, &piece, prefetch)?;
+        // Without statistics, upcoming pieces may still be skipped: fetch
+        // their other columns only once they are known to match.
+        let io_ahead = self.predicates.is_empty() || self.group.stats.is_some();
+        self.load(&projection, &piece, prefetch, io_ahead)?;
         let arrays: Vec<ArrayRef> = projection.iter().map(|&c| self.slice(c, &piece)).collect();
         let options = RecordBatchOptions::new().with_row_count(Some((piece.end - piece.start) as usize));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
         self.metrics.rows_emitted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         Ok(Some(batch))
+    }
+}
+
+impl Drop for BatchReader {
+    fn drop(&mut self) {
+        self.group.source.release(self.id);
     }
 }
 

@@ -1,0 +1,225 @@
+//! Object-store configuration: the builders for each scheme, fed first from
+//! object_store's standard environment variables and then from the
+//! `storage_options` option (which wins), plus our retry and timeout policy
+//! and the redaction of every secret from messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig};
+use url::Url;
+
+use crate::error::{Result, ZarrMetaError};
+use crate::options::StorageOptions;
+
+/// Retries of a failed request (5xx, connection reset, timeout) unless
+/// `storage_options` says otherwise. object_store's own default (10 retries
+/// within 3 minutes) makes an unreachable endpoint look like a hang.
+pub const DEFAULT_MAX_RETRIES: usize = 3;
+/// Time after which a request is no longer retried (seconds).
+pub const DEFAULT_RETRY_TIMEOUT_SECS: f64 = 30.0;
+
+/// Keys of `storage_options` we handle ourselves, for every scheme.
+pub const OWN_KEYS: [&str; 2] = ["max_retries", "retry_timeout"];
+
+/// Names (lower case) of configuration keys whose values are secrets.
+const SECRET_MARKERS: [&str; 7] = ["secret", "token", "password", "sas", "signature", "credential", "key"];
+
+/// Replaces every configured secret in a message by `***`.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    fn add(&mut self, key: &str, value: &str) {
+        let key = key.to_ascii_lowercase();
+        // Short values would blank out ordinary words of a message.
+        let flag = value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false");
+        if value.len() >= 4 && !flag && SECRET_MARKERS.iter().any(|m| key.contains(m)) {
+            self.secrets.push(value.to_string());
+        }
+    }
+
+    /// `message` with every secret replaced.
+    pub fn redact(&self, message: &str) -> String {
+        self.secrets.iter().fold(message.to_string(), |m, s| m.replace(s.as_str(), "***"))
+    }
+}
+
+fn invalid(display: &str, message: String) -> ZarrMetaError {
+    ZarrMetaError::InvalidOption(format!("{display}: {message}"))
+}
+
+/// Our own keys: retries and the retry time budget.
+fn retry_config(display: &str, options: &StorageOptions) -> Result<RetryConfig> {
+    let mut retry = RetryConfig {
+        max_retries: DEFAULT_MAX_RETRIES,
+        retry_timeout: Duration::from_secs_f64(DEFAULT_RETRY_TIMEOUT_SECS),
+        backoff: BackoffConfig::default(),
+    };
+    if let Some(v) = options.0.get("max_retries") {
+        retry.max_retries = v.parse().map_err(|_| {
+            invalid(display, format!("storage option 'max_retries' must be a non-negative integer, got '{v}'"))
+        })?;
+    }
+    if let Some(v) = options.0.get("retry_timeout") {
+        let secs = v.trim_end_matches('s').parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+        let secs = secs.ok_or_else(|| {
+            invalid(display, format!("storage option 'retry_timeout' must be a number of seconds, got '{v}'"))
+        })?;
+        retry.retry_timeout = Duration::from_secs_f64(secs.min(86_400.0));
+    }
+    Ok(retry)
+}
+
+/// Collects secrets of the environment variables a builder reads.
+fn env_secrets(redactor: &mut Redactor, prefix: &str) {
+    for (key, value) in std::env::vars() {
+        if key.starts_with(prefix) {
+            redactor.add(&key, &value);
+        }
+    }
+}
+
+/// Apply `options` to a builder, each key parsed by the scheme's key type.
+fn apply<B, K>(
+    display: &str,
+    scheme: &str,
+    mut builder: B,
+    options: &StorageOptions,
+    with: impl Fn(B, K, &str) -> B,
+) -> Result<B>
+where
+    K: std::str::FromStr,
+{
+    for (key, value) in &options.0 {
+        if OWN_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let parsed: K = key.parse().map_err(|_| {
+            invalid(
+                display,
+                format!("unknown storage option '{key}' for {scheme} stores (expected object_store configuration keys, or one of: {})", OWN_KEYS.join(", ")),
+            )
+        })?;
+        builder = with(builder, parsed, value);
+    }
+    Ok(builder)
+}
+
+/// Build the object store for `url` (whose scheme object_store recognised).
+/// Returns the store (rooted at the bucket, container or HTTP base), the path
+/// of the Zarr store inside it, and the redactor of the secrets involved.
+pub fn build_store(
+    display: &str,
+    url: &Url,
+    options: &StorageOptions,
+) -> Result<(Arc<dyn ObjectStore>, Path, Redactor)> {
+    let (scheme, path) = ObjectStoreScheme::parse(url)
+        .map_err(|e| ZarrMetaError::Unsupported(format!("{display}: not a supported object store URL: {e}")))?;
+    let retry = retry_config(display, options)?;
+    let mut redactor = Redactor::default();
+    for (key, value) in &options.0 {
+        redactor.add(key, value);
+    }
+    match scheme {
+        ObjectStoreScheme::AmazonS3 => env_secrets(&mut redactor, "AWS_"),
+        ObjectStoreScheme::GoogleCloudStorage => env_secrets(&mut redactor, "GOOGLE_"),
+        ObjectStoreScheme::MicrosoftAzure => env_secrets(&mut redactor, "AZURE_"),
+        _ => {}
+    }
+    let build_err = |e: object_store::Error| invalid(display, redactor.redact(&e.to_string()));
+    let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme {
+        ObjectStoreScheme::AmazonS3 => {
+            let builder = AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
+            let builder = apply(display, "s3://", builder, options, |b, k: AmazonS3ConfigKey, v| {
+                b.with_config(k, v)
+            })?;
+            (Arc::new(builder.build().map_err(build_err)?), path)
+        }
+        ObjectStoreScheme::GoogleCloudStorage => {
+            let builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry);
+            let builder = apply(display, "gs://", builder, options, |b, k: GoogleConfigKey, v| {
+                b.with_config(k, v)
+            })?;
+            (Arc::new(builder.build().map_err(build_err)?), path)
+        }
+        ObjectStoreScheme::MicrosoftAzure => {
+            let builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry);
+            let builder = apply(display, "Azure", builder, options, |b, k: AzureConfigKey, v| {
+                b.with_config(k, v)
+            })?;
+            (Arc::new(builder.build().map_err(build_err)?), path)
+        }
+        ObjectStoreScheme::Http => {
+            // The store's URL is the base; keys are relative to it.
+            let mut base = url.clone();
+            if !base.path().ends_with('/') {
+                base.set_path(&format!("{}/", base.path()));
+            }
+            let builder = HttpBuilder::new().with_url(base.as_str()).with_retry(retry);
+            let builder =
+                apply(display, "http(s)://", builder, options, |b, k: ClientConfigKey, v| b.with_config(k, v))?;
+            (Arc::new(builder.build().map_err(build_err)?), Path::default())
+        }
+        other => {
+            return Err(ZarrMetaError::Unsupported(format!("{display}: object store scheme {other:?} is not supported")))
+        }
+    };
+    Ok((store, prefix, redactor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> StorageOptions {
+        StorageOptions(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let url = Url::parse("s3://bucket/store.zarr").unwrap();
+        let e = build_store("s3://bucket/store.zarr", &url, &opts(&[("aws_endpoit", "x")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unknown storage option 'aws_endpoit'"), "{e}");
+        let e = build_store("s3://bucket/store.zarr", &url, &opts(&[("max_retries", "many")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("max_retries"), "{e}");
+    }
+
+    #[test]
+    fn s3_store_and_prefix() {
+        let url = Url::parse("s3://bucket/a/b/store.zarr").unwrap();
+        let (_, prefix, redactor) = build_store(
+            "s3://bucket/a/b/store.zarr",
+            &url,
+            &opts(&[
+                ("aws_endpoint", "http://127.0.0.1:9"),
+                ("aws_allow_http", "true"),
+                ("aws_access_key_id", "AKIDEXAMPLE"),
+                ("aws_secret_access_key", "wJalrXUtnFEMI"),
+                ("aws_region", "us-east-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(prefix.as_ref(), "a/b/store.zarr");
+        assert_eq!(redactor.redact("x wJalrXUtnFEMI y AKIDEXAMPLE"), "x *** y ***");
+    }
+}

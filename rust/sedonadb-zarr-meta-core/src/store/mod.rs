@@ -1,0 +1,219 @@
+//! Where a catalogue's bytes come from: the one place that turns a URI plus
+//! options into a store. Local paths and `file://` URLs read from disk;
+//! `s3://`, `gs://`, `az://`/`abfs[s]://` and `http(s)://` through
+//! object_store (configured by [`config`], read by [`remote`]). The group
+//! reader takes a [`Store`] and never branches on the scheme.
+
+pub mod config;
+pub mod remote;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use url::Url;
+use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::{ListableStorageTraits, ReadableListableStorageTraits, StoreKey, StorePrefix};
+
+use crate::error::{Result, ZarrMetaError};
+use crate::options::ReadOptions;
+use remote::{Remote, RemoteStorage};
+
+/// The synchronous storage zarrs reads arrays from.
+pub type DynStorage = dyn ReadableListableStorageTraits;
+
+/// URI schemes read through object_store.
+const OBJECT_STORE_SCHEMES: [&str; 10] =
+    ["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https"];
+
+/// An opened store: local or remote, with the same reading interface.
+pub struct Store {
+    display: String,
+    storage: Arc<DynStorage>,
+    remote: Option<Arc<Remote>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("uri", &self.display).field("remote", &self.remote.is_some()).finish()
+    }
+}
+
+/// The URI as shown in messages: no user name, password, query or fragment
+/// (where a signed URL keeps its secrets).
+fn display_uri(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string().trim_end_matches('/').to_string()
+}
+
+/// Resolve a local URI (`file://` URL or plain path) to a directory path.
+fn local_path(uri: &str, url: Option<&Url>) -> Result<PathBuf> {
+    match url {
+        Some(url) => url.to_file_path().map_err(|_| {
+            ZarrMetaError::InvalidOption(format!("{uri}: not a valid file:// URL of a local directory"))
+        }),
+        None => Ok(PathBuf::from(uri)),
+    }
+}
+
+impl Store {
+    /// Open the store `uri` names, configured by `options`.
+    pub fn open(uri: &str, options: &ReadOptions) -> Result<Arc<Self>> {
+        let url = if uri.contains("://") {
+            Some(Url::parse(uri).map_err(|e| ZarrMetaError::InvalidOption(format!("{uri}: not a valid URL: {e}")))?)
+        } else {
+            None
+        };
+        match url {
+            Some(url) if OBJECT_STORE_SCHEMES.contains(&url.scheme()) => Self::open_remote(&url, options),
+            Some(url) if url.scheme() != "file" => Err(ZarrMetaError::Unsupported(format!(
+                "{}: URI scheme '{}' is not supported; use a local path, file://, s3://, gs://, az://, \
+                 abfs[s]:// or http(s)://",
+                display_uri(&url),
+                url.scheme()
+            ))),
+            url => Self::open_local(uri, &local_path(uri, url.as_ref())?),
+        }
+    }
+
+    fn open_local(uri: &str, path: &std::path::Path) -> Result<Arc<Self>> {
+        if !path.is_dir() {
+            return Err(ZarrMetaError::NotFound {
+                store: uri.to_string(),
+                what: if path.exists() { "store (not a directory)".into() } else { "store".into() },
+            });
+        }
+        let storage = FilesystemStore::new(path)
+            .map_err(|e| ZarrMetaError::Storage { store: uri.to_string(), message: e.to_string() })?;
+        Ok(Self::from_storage(uri, Arc::new(storage)))
+    }
+
+    fn open_remote(url: &Url, options: &ReadOptions) -> Result<Arc<Self>> {
+        let display = display_uri(url);
+        let (store, prefix, redactor) = config::build_store(&display, url, &options.storage_options)?;
+        let listable = !matches!(url.scheme(), "http" | "https")
+            || object_store::ObjectStoreScheme::parse(url)
+                .is_ok_and(|(s, _)| s != object_store::ObjectStoreScheme::Http);
+        let remote =
+            Arc::new(Remote::new(display.clone(), store, prefix, redactor, options.max_concurrency, listable));
+        Ok(Arc::new(Self { display, storage: Arc::new(RemoteStorage(remote.clone())), remote: Some(remote) }))
+    }
+
+    /// A store over an object store the caller configured, holding the Zarr
+    /// store at its root (read as a remote store: prefetching, concurrency).
+    pub fn from_object_store(
+        uri: &str,
+        store: Arc<dyn object_store::ObjectStore>,
+        options: &ReadOptions,
+    ) -> Arc<Self> {
+        let remote = Arc::new(Remote::new(
+            uri.to_string(),
+            store,
+            object_store::path::Path::default(),
+            config::Redactor::default(),
+            options.max_concurrency,
+            true,
+        ));
+        Arc::new(Self { display: uri.to_string(), storage: Arc::new(RemoteStorage(remote.clone())), remote: Some(remote) })
+    }
+
+    /// A store over an already-opened zarrs storage (read as a local store).
+    pub fn from_storage(uri: &str, storage: Arc<DynStorage>) -> Arc<Self> {
+        Arc::new(Self { display: uri.to_string(), storage, remote: None })
+    }
+
+    /// The store as shown in messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The storage zarrs reads arrays from.
+    pub fn storage(&self) -> Arc<DynStorage> {
+        self.storage.clone()
+    }
+
+    /// Whether reads cross a network (so round trips matter).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Whether the arrays of a group can be discovered by listing.
+    pub fn listable(&self) -> bool {
+        self.remote.as_ref().is_none_or(|r| r.listable())
+    }
+
+    fn storage_error(&self, key: &str, e: impl std::fmt::Display) -> ZarrMetaError {
+        ZarrMetaError::Storage { store: self.display.clone(), message: format!("{key}: {e}") }
+    }
+
+    /// The values of `keys` (`None` where missing), fetched concurrently from
+    /// object stores.
+    pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if let Some(remote) = &self.remote {
+            return remote.get_many(keys);
+        }
+        keys.iter()
+            .map(|key| {
+                let store_key = StoreKey::new(key.as_str()).map_err(|e| self.storage_error(key, e))?;
+                self.storage.get(&store_key).map_err(|e| self.storage_error(key, e))
+            })
+            .collect()
+    }
+
+    /// Names of the child nodes ("directories") under `prefix` (`""` or `"a/"`).
+    pub fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
+        if let Some(remote) = &self.remote {
+            return remote.list_children(prefix);
+        }
+        let store_prefix = StorePrefix::new(prefix).map_err(|e| self.storage_error(prefix, e))?;
+        let listing = self.storage.list_dir(&store_prefix).map_err(|e| self.storage_error(prefix, e))?;
+        Ok(listing
+            .prefixes()
+            .iter()
+            .filter_map(|p| p.as_str().strip_prefix(prefix).map(|s| s.trim_end_matches('/').to_string()))
+            .collect())
+    }
+
+    /// Whether anything exists under `prefix` (to tell a missing store from a
+    /// missing group).
+    pub fn has_objects(&self, prefix: &str) -> Result<bool> {
+        match &self.remote {
+            Some(remote) => remote.has_objects(prefix),
+            None => Ok(true),
+        }
+    }
+
+    /// Start fetching `keys` for the scan `owner` (object stores only).
+    pub fn prefetch(&self, owner: u64, keys: impl IntoIterator<Item = StoreKey>) {
+        if let Some(remote) = &self.remote {
+            remote.prefetch(owner, keys);
+        }
+    }
+
+    /// Forget the unread prefetches of the scan `owner`.
+    pub fn release(&self, owner: u64) {
+        if let Some(remote) = &self.remote {
+            remote.release(owner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        let url = Url::parse("file:///tmp/a%20b.zarr").unwrap();
+        assert_eq!(local_path("", Some(&url)).unwrap(), PathBuf::from("/tmp/a b.zarr"));
+        assert_eq!(local_path("/tmp/x.zarr", None).unwrap(), PathBuf::from("/tmp/x.zarr"));
+        let e = Store::open("ftp://host/x.zarr", &ReadOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("'ftp' is not supported"), "{e}");
+        let url = Url::parse("https://user:pw@example.org/a/store.zarr/?sig=abc#f").unwrap();
+        assert_eq!(display_uri(&url), "https://example.org/a/store.zarr");
+    }
+}

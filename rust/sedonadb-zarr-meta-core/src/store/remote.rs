@@ -1,0 +1,353 @@
+//! Reading from object stores: the I/O runtime, concurrent metadata reads,
+//! chunk prefetching under a bound on requests in flight, and the
+//! synchronous storage that zarrs decodes from.
+//!
+//! Over a network, latency and not decoding sets the time, so a scan asks
+//! for the chunks it will need next before it needs them ([`Remote::prefetch`]);
+//! zarrs' reads then find the bytes already here ([`RemoteStorage`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use zarrs_object_store::AsyncObjectStore;
+use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs_storage::{
+    AsyncListableStorageTraits, AsyncReadableStorageTraits, ListableStorageTraits, MaybeBytes,
+    MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
+    StorePrefix,
+};
+
+use super::config::Redactor;
+use crate::error::{Result, ZarrMetaError};
+
+/// Requests run on a runtime of their own. Scans are driven by host threads,
+/// or by the binding's runtime whose workers block while they decode; a
+/// request must make progress while they wait for it, and this library's
+/// tokio is invisible to a host's (each links its own copy).
+fn io_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("sedonadb-zarr-meta-io")
+            .build()
+            .expect("creating the object-store I/O runtime")
+    })
+}
+
+/// Start `future` on the I/O runtime; the receiver yields its output.
+fn spawn<T: Send + 'static>(
+    future: impl Future<Output = T> + Send + 'static,
+) -> (JoinHandle<()>, Receiver<T>) {
+    let (tx, rx) = sync_channel(1);
+    let task = io_runtime().spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    (task, rx)
+}
+
+/// Run `future` on the I/O runtime and wait for it from any thread. A plain
+/// channel, not a tokio or futures executor, so it works on host runtime
+/// threads too.
+fn run<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Result<T, String> {
+    let (_task, rx) = spawn(future);
+    rx.recv().map_err(|_| "the request was cancelled".to_string())
+}
+
+type ZarrStore = AsyncObjectStore<Arc<dyn ObjectStore>>;
+
+/// A chunk being fetched ahead of need by the scan `owner`.
+struct Prefetched {
+    owner: u64,
+    task: JoinHandle<()>,
+    result: Receiver<Result<MaybeBytes, StorageError>>,
+}
+
+/// An object store holding a Zarr store at its root.
+pub struct Remote {
+    display: String,
+    store: Arc<dyn ObjectStore>,
+    zarr: Arc<ZarrStore>,
+    limit: Arc<Semaphore>,
+    inflight: Mutex<HashMap<String, Prefetched>>,
+    redactor: Redactor,
+    listable: bool,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("store", &self.display).finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// `store` rooted at `prefix`; at most `max_concurrency` requests at once.
+    /// `listable` is false for plain HTTP servers, which cannot list.
+    pub fn new(
+        display: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        redactor: Redactor,
+        max_concurrency: usize,
+        listable: bool,
+    ) -> Self {
+        let store: Arc<dyn ObjectStore> =
+            if prefix.as_ref().is_empty() { store } else { Arc::new(PrefixStore::new(store, prefix)) };
+        Self {
+            display,
+            zarr: Arc::new(AsyncObjectStore::new(store.clone())),
+            store,
+            limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            inflight: Mutex::new(HashMap::new()),
+            redactor,
+            listable,
+        }
+    }
+
+    /// Whether the store can list its keys (not plain HTTP).
+    pub fn listable(&self) -> bool {
+        self.listable
+    }
+
+    fn error(&self, key: &str, e: object_store::Error) -> ZarrMetaError {
+        let message = self.redactor.redact(&e.to_string());
+        match e {
+            object_store::Error::NotFound { .. } => {
+                ZarrMetaError::NotFound { store: self.display.clone(), what: format!("object '{key}'") }
+            }
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+                ZarrMetaError::PermissionDenied { store: self.display.clone(), message }
+            }
+            _ => ZarrMetaError::Storage { store: self.display.clone(), message: format!("{key}: {message}") },
+        }
+    }
+
+    fn cancelled(&self, key: &str, message: String) -> ZarrMetaError {
+        ZarrMetaError::Storage { store: self.display.clone(), message: format!("{key}: {message}") }
+    }
+
+    /// Fetch `keys` concurrently; a missing key is `None`.
+    pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let requests: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                let store = self.store.clone();
+                let limit = self.limit.clone();
+                let path = Path::from(key.as_str());
+                async move {
+                    let _permit = limit.acquire_owned().await;
+                    let result = match store.get(&path).await {
+                        Ok(found) => found.bytes().await.map(Some),
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        other => other,
+                    }
+                }
+            })
+            .collect();
+        let results = run(futures::future::join_all(requests))
+            .map_err(|m| self.cancelled(keys.first().map_or("", String::as_str), m))?;
+        keys.iter().zip(results).map(|(key, r)| r.map_err(|e| self.error(key, e))).collect()
+    }
+
+    /// Names of the "directories" directly under `prefix` (`""` or `"a/b/"`).
+    pub fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
+        let store = self.store.clone();
+        let path = Path::from(prefix.trim_end_matches('/'));
+        let listing = run(async move {
+            let path = (!path.as_ref().is_empty()).then_some(path);
+            store.list_with_delimiter(path.as_ref()).await
+        })
+        .map_err(|m| self.cancelled(prefix, m))?
+        .map_err(|e| self.error(prefix, e))?;
+        Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+    }
+
+    /// Whether any object exists under `prefix`.
+    pub fn has_objects(&self, prefix: &str) -> Result<bool> {
+        if !self.listable {
+            return Ok(true);
+        }
+        let store = self.store.clone();
+        let path = Path::from(prefix.trim_end_matches('/'));
+        let first = run(async move {
+            let path = (!path.as_ref().is_empty()).then_some(path);
+            store.list(path.as_ref()).next().await
+        })
+        .map_err(|m| self.cancelled(prefix, m))?;
+        match first {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            Some(Err(e)) => Err(self.error(prefix, e)),
+        }
+    }
+
+    /// Start fetching `keys` for the scan `owner` (keys already on their way
+    /// are skipped). The bytes wait until zarrs reads them or `owner` releases.
+    pub fn prefetch(&self, owner: u64, keys: impl IntoIterator<Item = StoreKey>) {
+        let Ok(mut inflight) = self.inflight.lock() else { return };
+        for key in keys {
+            if inflight.contains_key(key.as_str()) {
+                continue;
+            }
+            let zarr = self.zarr.clone();
+            let limit = self.limit.clone();
+            let name = key.as_str().to_string();
+            let (task, result) = spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                zarr.get(&key).await
+            });
+            inflight.insert(name, Prefetched { owner, task, result });
+        }
+    }
+
+    /// Cancel and forget every fetch `owner` started and nobody read.
+    pub fn release(&self, owner: u64) {
+        if let Ok(mut inflight) = self.inflight.lock() {
+            inflight.retain(|_, p| {
+                if p.owner == owner {
+                    p.task.abort();
+                }
+                p.owner != owner
+            });
+        }
+    }
+
+    /// The prefetched value of `key`, if a fetch was started (waits for it).
+    fn take(&self, key: &StoreKey) -> Option<Result<MaybeBytes, StorageError>> {
+        let prefetched = self.inflight.lock().ok()?.remove(key.as_str())?;
+        Some(prefetched.result.recv().unwrap_or_else(|_| {
+            Err(StorageError::Other(format!("{}: the prefetch was cancelled", key.as_str())))
+        }))
+    }
+
+    fn storage_error(&self, key: &str, e: StorageError) -> StorageError {
+        StorageError::Other(format!("{key}: {}", self.redactor.redact(&e.to_string())))
+    }
+
+    /// Run one zarrs storage request under the concurrency bound.
+    fn request<T: Send + 'static, F>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Arc<ZarrStore>) -> F,
+    ) -> Result<T, StorageError>
+    where
+        F: Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
+        let limit = self.limit.clone();
+        let future = f(self.zarr.clone());
+        run(async move {
+            let _permit = limit.acquire_owned().await;
+            future.await
+        })
+        .map_err(StorageError::Other)
+        .and_then(|r| r)
+        .map_err(|e| self.storage_error(key, e))
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Ok(inflight) = self.inflight.get_mut() {
+            inflight.values().for_each(|p| p.task.abort());
+        }
+    }
+}
+
+/// The synchronous zarrs storage over a [`Remote`].
+pub struct RemoteStorage(pub Arc<Remote>);
+
+fn slice_ranges(key: &StoreKey, bytes: &Bytes, ranges: &[ByteRange]) -> Result<Vec<Bytes>, StorageError> {
+    let size = bytes.len() as u64;
+    ranges
+        .iter()
+        .map(|r| {
+            let range = r.to_range(size);
+            if range.start > range.end || range.end > size {
+                return Err(StorageError::Other(format!(
+                    "{}: byte range {range:?} is outside the {size}-byte object",
+                    key.as_str()
+                )));
+            }
+            Ok(bytes.slice(range.start as usize..range.end as usize))
+        })
+        .collect()
+}
+
+impl ReadableStorageTraits for RemoteStorage {
+    fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+        if let Some(prefetched) = self.0.take(key) {
+            return prefetched.map_err(|e| self.0.storage_error(key.as_str(), e));
+        }
+        let owned = key.clone();
+        self.0.request(key.as_str(), move |zarr| async move { zarr.get(&owned).await })
+    }
+
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        if let Some(prefetched) = self.0.take(key) {
+            let Some(bytes) = prefetched.map_err(|e| self.0.storage_error(key.as_str(), e))? else {
+                return Ok(None);
+            };
+            let parts = slice_ranges(key, &bytes, &ranges)?;
+            return Ok(Some(Box::new(parts.into_iter().map(Ok))));
+        }
+        let owned = key.clone();
+        let parts: Option<Vec<Result<Bytes, StorageError>>> =
+            self.0.request(key.as_str(), move |zarr| async move {
+                match zarr.get_partial_many(&owned, Box::new(ranges.into_iter())).await? {
+                    Some(stream) => Ok(Some(stream.collect::<Vec<_>>().await)),
+                    None => Ok(None),
+                }
+            })?;
+        Ok(parts.map(|p| Box::new(p.into_iter()) as Box<dyn Iterator<Item = _>>))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        let owned = key.clone();
+        self.0.request(key.as_str(), move |zarr| async move { zarr.size_key(&owned).await })
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+
+impl ListableStorageTraits for RemoteStorage {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.0.request("", |zarr| async move { zarr.list().await })
+    }
+
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        let owned = prefix.clone();
+        self.0.request(prefix.as_str(), move |zarr| async move { zarr.list_prefix(&owned).await })
+    }
+
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        let owned = prefix.clone();
+        self.0.request(prefix.as_str(), move |zarr| async move { zarr.list_dir(&owned).await })
+    }
+
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        let owned = prefix.clone();
+        self.0.request(prefix.as_str(), move |zarr| async move { zarr.size_prefix(&owned).await })
+    }
+}
