@@ -74,7 +74,11 @@ def _obstore_kwargs(storage_options: dict[str, Any]) -> dict[str, Any]:
     if retry:
         retry.setdefault("max_retries", 3)
         retry.setdefault("retry_timeout", timedelta(seconds=30))
-        retry["backoff"] = {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=15), "base": 2}
+        retry["backoff"] = {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=15),
+            "base": 2,
+        }
         out["retry_config"] = retry
     return out
 
@@ -418,7 +422,11 @@ def write_meta(
         # zarr-python flags vlen-bytes as lacking a final v3 spec; it is the
         # reference writer's own encoding and reads back everywhere we need.
         warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-        store, uri_out = _open_store(uri, validate_options({"storage_options": storage_options or {}}).get("storage_options"))
+        # Consolidated metadata is what zarr-python itself writes and reads for v3.
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        store, uri_out = _open_store(
+            uri, validate_options({"storage_options": storage_options or {}}).get("storage_options")
+        )
         _write(data, store, uri_out, group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
         _consolidate(store, group)
         return uri_out

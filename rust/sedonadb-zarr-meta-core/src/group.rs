@@ -86,8 +86,9 @@ impl MetaGroup {
         let prefix = if group_name.is_empty() { String::new() } else { format!("{group_name}/") };
         let use_consolidated = options.consolidated.unwrap_or(source.is_remote());
 
-        let nodes = GroupNodes::read(&source, &prefix, use_consolidated)
-            .map_err(|m| ZarrMetaError::InvalidGroup { store: store.clone(), group: group_name.clone(), message: m })?;
+        let invalid =
+            |m: String| ZarrMetaError::InvalidGroup { store: store.clone(), group: group_name.clone(), message: m };
+        let nodes = GroupNodes::read(&source, &prefix, use_consolidated, invalid)?;
         let Some(group_attrs) = nodes.attributes else {
             let what = if source.has_objects("")? { format!("group '{group_name}'") } else { "store".to_string() };
             return Err(ZarrMetaError::NotFound { store, what });
@@ -229,7 +230,12 @@ struct GroupNodes {
 }
 
 impl GroupNodes {
-    fn read(source: &Store, prefix: &str, use_consolidated: bool) -> std::result::Result<Self, String> {
+    fn read(
+        source: &Store,
+        prefix: &str,
+        use_consolidated: bool,
+        invalid: impl Fn(String) -> ZarrMetaError,
+    ) -> Result<Self> {
         // [0] v3 group, [1] v2 group, [2] v2 attributes, then consolidated
         // metadata candidates: [3] v2 in the group, [4] v3 at the root, [5] v2 at the root.
         let mut keys = vec![format!("{prefix}zarr.json"), format!("{prefix}.zgroup"), format!("{prefix}.zattrs")];
@@ -240,33 +246,34 @@ impl GroupNodes {
                 keys.push(".zmetadata".into());
             }
         }
-        let values = source.get_many(&keys).map_err(|e| e.to_string())?;
+        let values = source.get_many(&keys)?;
         let mut json: Vec<Option<Value>> = keys
             .iter()
             .zip(&values)
             .map(|(k, v)| parse_json(k, v.as_ref()))
-            .collect::<std::result::Result<_, _>>()?;
+            .collect::<std::result::Result<_, _>>()
+            .map_err(&invalid)?;
         json.resize(6, None);
 
         let mut attributes = None;
         let mut consolidated = None;
         if let Some(meta) = &json[0] {
             if meta.get("node_type").and_then(Value::as_str) != Some("group") {
-                return Err("is not a group (zarr.json node_type is not 'group')".into());
+                return Err(invalid("is not a group (zarr.json node_type is not 'group')".into()));
             }
             attributes = Some(meta.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default());
             if use_consolidated {
-                consolidated = consolidated_v3(meta, "")?;
+                consolidated = consolidated_v3(meta, "").map_err(&invalid)?;
                 if let (None, Some(root)) = (&consolidated, &json[4]) {
-                    consolidated = consolidated_v3(root, prefix)?;
+                    consolidated = consolidated_v3(root, prefix).map_err(&invalid)?;
                 }
             }
         } else if json[1].is_some() {
             attributes = Some(json[2].as_ref().and_then(Value::as_object).cloned().unwrap_or_default());
             if let Some(zmeta) = &json[3] {
-                consolidated = consolidated_v2(zmeta, "")?;
+                consolidated = consolidated_v2(zmeta, "").map_err(&invalid)?;
             } else if let Some(zmeta) = &json[5] {
-                consolidated = consolidated_v2(zmeta, prefix)?;
+                consolidated = consolidated_v2(zmeta, prefix).map_err(&invalid)?;
             }
         }
         Ok(Self { attributes, consolidated })

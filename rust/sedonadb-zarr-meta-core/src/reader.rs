@@ -269,7 +269,12 @@ impl BatchReader {
                 for next in &self.pieces {
                     let chunk = column.chunk_of(next.start);
                     if chunk != last {
-                        keys.push(column.array.chunk_key(&[chunk as u64]));
+                        let start = column.chunk_bounds[chunk];
+                        let decoded = self.cache[c].iter().any(|cached| cached.rows.start == start);
+                        let loading = wanted.contains(&(c, chunk));
+                        if !decoded && !loading {
+                            keys.push(column.array.chunk_key(&[chunk as u64]));
+                        }
                         last = chunk;
                         ahead += 1;
                         if ahead >= window {

@@ -166,10 +166,12 @@ pub fn build_store(
         ObjectStoreScheme::Http => {
             // The store's URL is the base; keys are relative to it.
             let mut base = url.clone();
-            if !base.path().ends_with('/') {
-                base.set_path(&format!("{}/", base.path()));
+            base.set_path(url.path().trim_end_matches('/'));
+            let mut builder = HttpBuilder::new().with_url(base.as_str()).with_retry(retry);
+            if url.scheme() == "http" {
+                // The user wrote http:// explicitly.
+                builder = builder.with_config(ClientConfigKey::AllowHttp, "true");
             }
-            let builder = HttpBuilder::new().with_url(base.as_str()).with_retry(retry);
             let builder =
                 apply(display, "http(s)://", builder, options, |b, k: ClientConfigKey, v| b.with_config(k, v))?;
             (Arc::new(builder.build().map_err(build_err)?), Path::default())

@@ -122,6 +122,7 @@ impl Remote {
 
     fn error(&self, key: &str, e: object_store::Error) -> ZarrMetaError {
         let message = self.redactor.redact(&e.to_string());
+        let message = if key.is_empty() { message } else { format!("{key}: {message}") };
         match e {
             object_store::Error::NotFound { .. } => {
                 ZarrMetaError::NotFound { store: self.display.clone(), what: format!("object '{key}'") }
@@ -129,7 +130,7 @@ impl Remote {
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
                 ZarrMetaError::PermissionDenied { store: self.display.clone(), message }
             }
-            _ => ZarrMetaError::Storage { store: self.display.clone(), message: format!("{key}: {message}") },
+            _ => ZarrMetaError::Storage { store: self.display.clone(), message },
         }
     }
 
@@ -192,6 +193,8 @@ impl Remote {
             None => Ok(false),
             Some(Ok(_)) => Ok(true),
             Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            // A missing bucket or container answers a listing with 404.
+            Some(Err(e)) if e.to_string().contains("404 Not Found") => Ok(false),
             Some(Err(e)) => Err(self.error(prefix, e)),
         }
     }
