@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,10 @@ import numpy as np
 import pytest
 import shapely
 import zarr
+
+# Tests talk to servers on 127.0.0.1 only. An S3 client without credentials
+# asks the instance-metadata endpoint for them: point it at a closed loopback port.
+os.environ["AWS_METADATA_ENDPOINT"] = "http://127.0.0.1:9"
 
 COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
 

@@ -148,8 +148,12 @@ def test_bad_options(sedona, tmp_path):
 
 
 def test_unsupported_scheme(sedona):
-    with pytest.raises(NotImplementedError, match="'s3' is not supported yet"):
-        scan_all(sedona, "s3://bucket/store.zarr")
+    with pytest.raises(NotImplementedError, match="'ftp' is not supported"):
+        scan_all(sedona, "ftp://example.org/store.zarr")
+    with pytest.raises(NotImplementedError, match="'ftp' is not supported"):
+        open_meta("ftp://example.org/store.zarr")
+    with pytest.raises(ValueError, match="not a valid object store URL"):
+        open_meta("s3://")
 
 
 def test_stream_is_single_use(tmp_path):

@@ -24,7 +24,6 @@ pub const MAX_CHUNKS: u64 = 1 << 24;
 /// A single decoded chunk may not exceed this many bytes.
 pub const MAX_CHUNK_BYTES: u64 = 1 << 31;
 
-
 /// One array of the group, ready to read.
 pub struct MetaColumn {
     pub name: String,
@@ -86,11 +85,15 @@ impl MetaGroup {
         let prefix = if group_name.is_empty() { String::new() } else { format!("{group_name}/") };
         let use_consolidated = options.consolidated.unwrap_or(source.is_remote());
 
-        let invalid =
-            |m: String| ZarrMetaError::InvalidGroup { store: store.clone(), group: group_name.clone(), message: m };
+        let invalid = |m: String| ZarrMetaError::InvalidGroup {
+            store: store.clone(),
+            group: group_name.clone(),
+            message: m,
+        };
         let nodes = GroupNodes::read(&source, &prefix, use_consolidated, invalid)?;
         let Some(group_attrs) = nodes.attributes else {
-            let what = if source.has_objects("")? { format!("group '{group_name}'") } else { "store".to_string() };
+            let what =
+                if source.has_objects("")? { format!("group '{group_name}'") } else { "store".to_string() };
             return Err(ZarrMetaError::NotFound { store, what });
         };
 
@@ -238,7 +241,8 @@ impl GroupNodes {
     ) -> Result<Self> {
         // [0] v3 group, [1] v2 group, [2] v2 attributes, then consolidated
         // metadata candidates: [3] v2 in the group, [4] v3 at the root, [5] v2 at the root.
-        let mut keys = vec![format!("{prefix}zarr.json"), format!("{prefix}.zgroup"), format!("{prefix}.zattrs")];
+        let mut keys =
+            vec![format!("{prefix}zarr.json"), format!("{prefix}.zgroup"), format!("{prefix}.zattrs")];
         if use_consolidated {
             keys.push(format!("{prefix}.zmetadata"));
             if !prefix.is_empty() {
@@ -282,7 +286,10 @@ impl GroupNodes {
 
 /// The group's direct child arrays from v3 inline consolidated metadata of
 /// the node `meta` (keys relative to it; `prefix` selects our group below it).
-fn consolidated_v3(meta: &Value, prefix: &str) -> std::result::Result<Option<Vec<(String, RawArrayMeta)>>, String> {
+fn consolidated_v3(
+    meta: &Value,
+    prefix: &str,
+) -> std::result::Result<Option<Vec<(String, RawArrayMeta)>>, String> {
     let Some(entries) = meta.get("consolidated_metadata").filter(|c| !c.is_null()) else {
         return Ok(None);
     };
@@ -310,7 +317,10 @@ fn consolidated_v3(meta: &Value, prefix: &str) -> std::result::Result<Option<Vec
 }
 
 /// The group's direct child arrays from a v2 `.zmetadata` document.
-fn consolidated_v2(zmeta: &Value, prefix: &str) -> std::result::Result<Option<Vec<(String, RawArrayMeta)>>, String> {
+fn consolidated_v2(
+    zmeta: &Value,
+    prefix: &str,
+) -> std::result::Result<Option<Vec<(String, RawArrayMeta)>>, String> {
     let entries =
         zmeta.get("metadata").and_then(Value::as_object).ok_or(".zmetadata has no 'metadata' object")?;
     if !entries.contains_key(&format!("{prefix}.zgroup")) {
@@ -329,7 +339,8 @@ fn consolidated_v2(zmeta: &Value, prefix: &str) -> std::result::Result<Option<Ve
         let Value::Object(m) = &mut json else {
             return Err(format!(".zmetadata entry '{key}' is not an object"));
         };
-        let attrs = entries.get(&format!("{prefix}{name}/.zattrs")).cloned().unwrap_or(Value::Object(Map::new()));
+        let attrs =
+            entries.get(&format!("{prefix}{name}/.zattrs")).cloned().unwrap_or(Value::Object(Map::new()));
         m.insert("attributes".into(), attrs);
         out.push((name.to_string(), RawArrayMeta { json, v3: false }));
     }
@@ -339,7 +350,11 @@ fn consolidated_v2(zmeta: &Value, prefix: &str) -> std::result::Result<Option<Ve
 
 /// Metadata of the arrays among `names` under `prefix` (others are skipped),
 /// fetched concurrently: v3 `zarr.json` first, v2 `.zarray`/`.zattrs` where absent.
-fn read_arrays_metadata(source: &Store, prefix: &str, names: &[String]) -> Result<Vec<(String, RawArrayMeta)>> {
+fn read_arrays_metadata(
+    source: &Store,
+    prefix: &str,
+    names: &[String],
+) -> Result<Vec<(String, RawArrayMeta)>> {
     let store = source.display();
     let keys: Vec<String> = names.iter().map(|n| format!("{prefix}{n}/zarr.json")).collect();
     let v3 = source.get_many(&keys)?;
@@ -355,8 +370,10 @@ fn read_arrays_metadata(source: &Store, prefix: &str, names: &[String]) -> Resul
         }
     }
     if !v2_names.is_empty() {
-        let keys: Vec<String> =
-            v2_names.iter().flat_map(|n| [format!("{prefix}{n}/.zarray"), format!("{prefix}{n}/.zattrs")]).collect();
+        let keys: Vec<String> = v2_names
+            .iter()
+            .flat_map(|n| [format!("{prefix}{n}/.zarray"), format!("{prefix}{n}/.zattrs")])
+            .collect();
         let values = source.get_many(&keys)?;
         for (i, name) in v2_names.iter().enumerate() {
             let err = |m| ZarrMetaError::array(store, name, m);

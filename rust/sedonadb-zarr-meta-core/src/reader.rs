@@ -253,15 +253,23 @@ impl BatchReader {
 
     /// Ask the store for the chunks in `wanted` and, with `io_ahead`, those
     /// the upcoming pieces need of `columns`.
-    fn request_ahead(&self, columns: &[usize], wanted: &[(usize, usize)], piece: &Range<u64>, io_ahead: bool) {
+    fn request_ahead(
+        &self,
+        columns: &[usize],
+        wanted: &[(usize, usize)],
+        piece: &Range<u64>,
+        io_ahead: bool,
+    ) {
         let group = &self.group;
-        let mut keys: Vec<_> = wanted.iter().map(|&(c, chunk)| group.columns[c].array.chunk_key(&[chunk as u64])).collect();
+        let mut keys: Vec<_> =
+            wanted.iter().map(|&(c, chunk)| group.columns[c].array.chunk_key(&[chunk as u64])).collect();
         if io_ahead && !columns.is_empty() {
             let per_column = PREFETCH_BUDGET_BYTES / columns.len() as u64;
             for &c in columns {
                 let column = &group.columns[c];
                 let rows = column.chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
-                let element = column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
+                let element =
+                    column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
                 let window = (per_column / rows.saturating_mul(element).max(1))
                     .clamp(1, group.options.max_concurrency as u64) as usize;
                 let mut last = column.chunk_of(piece.start);

@@ -71,7 +71,10 @@ fn retry_config(display: &str, options: &StorageOptions) -> Result<RetryConfig> 
     };
     if let Some(v) = options.0.get("max_retries") {
         retry.max_retries = v.parse().map_err(|_| {
-            invalid(display, format!("storage option 'max_retries' must be a non-negative integer, got '{v}'"))
+            invalid(
+                display,
+                format!("storage option 'max_retries' must be a non-negative integer, got '{v}'"),
+            )
         })?;
     }
     if let Some(v) = options.0.get("retry_timeout") {
@@ -127,8 +130,12 @@ pub fn build_store(
     url: &Url,
     options: &StorageOptions,
 ) -> Result<(Arc<dyn ObjectStore>, Path, Redactor)> {
-    let (scheme, path) = ObjectStoreScheme::parse(url)
-        .map_err(|e| ZarrMetaError::Unsupported(format!("{display}: not a supported object store URL: {e}")))?;
+    let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| {
+        invalid(
+            display,
+            format!("not a valid object store URL ({e}); expected e.g. s3://bucket/path/store.zarr"),
+        )
+    })?;
     let retry = retry_config(display, options)?;
     let mut redactor = Redactor::default();
     for (key, value) in &options.0 {
@@ -144,23 +151,20 @@ pub fn build_store(
     let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let builder = AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
-            let builder = apply(display, "s3://", builder, options, |b, k: AmazonS3ConfigKey, v| {
-                b.with_config(k, v)
-            })?;
+            let builder =
+                apply(display, "s3://", builder, options, |b, k: AmazonS3ConfigKey, v| b.with_config(k, v))?;
             (Arc::new(builder.build().map_err(build_err)?), path)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry);
-            let builder = apply(display, "gs://", builder, options, |b, k: GoogleConfigKey, v| {
-                b.with_config(k, v)
-            })?;
+            let builder =
+                apply(display, "gs://", builder, options, |b, k: GoogleConfigKey, v| b.with_config(k, v))?;
             (Arc::new(builder.build().map_err(build_err)?), path)
         }
         ObjectStoreScheme::MicrosoftAzure => {
             let builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry);
-            let builder = apply(display, "Azure", builder, options, |b, k: AzureConfigKey, v| {
-                b.with_config(k, v)
-            })?;
+            let builder =
+                apply(display, "Azure", builder, options, |b, k: AzureConfigKey, v| b.with_config(k, v))?;
             (Arc::new(builder.build().map_err(build_err)?), path)
         }
         ObjectStoreScheme::Http => {
@@ -172,12 +176,15 @@ pub fn build_store(
                 // The user wrote http:// explicitly.
                 builder = builder.with_config(ClientConfigKey::AllowHttp, "true");
             }
-            let builder =
-                apply(display, "http(s)://", builder, options, |b, k: ClientConfigKey, v| b.with_config(k, v))?;
+            let builder = apply(display, "http(s)://", builder, options, |b, k: ClientConfigKey, v| {
+                b.with_config(k, v)
+            })?;
             (Arc::new(builder.build().map_err(build_err)?), Path::default())
         }
         other => {
-            return Err(ZarrMetaError::Unsupported(format!("{display}: object store scheme {other:?} is not supported")))
+            return Err(ZarrMetaError::Unsupported(format!(
+                "{display}: object store scheme {other:?} is not supported"
+            )))
         }
     };
     Ok((store, prefix, redactor))

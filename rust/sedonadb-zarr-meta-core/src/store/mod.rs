@@ -47,7 +47,11 @@ fn display_uri(url: &Url) -> String {
     let _ = shown.set_password(None);
     shown.set_query(None);
     shown.set_fragment(None);
-    shown.to_string().trim_end_matches('/').to_string()
+    let text = shown.to_string();
+    match text.strip_suffix('/') {
+        Some(trimmed) if !trimmed.ends_with(':') && !trimmed.ends_with("//") => trimmed.to_string(),
+        _ => text,
+    }
 }
 
 /// Resolve a local URI (`file://` URL or plain path) to a directory path.
@@ -64,7 +68,10 @@ impl Store {
     /// Open the store `uri` names, configured by `options`.
     pub fn open(uri: &str, options: &ReadOptions) -> Result<Arc<Self>> {
         let url = if uri.contains("://") {
-            Some(Url::parse(uri).map_err(|e| ZarrMetaError::InvalidOption(format!("{uri}: not a valid URL: {e}")))?)
+            Some(
+                Url::parse(uri)
+                    .map_err(|e| ZarrMetaError::InvalidOption(format!("{uri}: not a valid URL: {e}")))?,
+            )
         } else {
             None
         };
@@ -98,8 +105,14 @@ impl Store {
         let listable = !matches!(url.scheme(), "http" | "https")
             || object_store::ObjectStoreScheme::parse(url)
                 .is_ok_and(|(s, _)| s != object_store::ObjectStoreScheme::Http);
-        let remote =
-            Arc::new(Remote::new(display.clone(), store, prefix, redactor, options.max_concurrency, listable));
+        let remote = Arc::new(Remote::new(
+            display.clone(),
+            store,
+            prefix,
+            redactor,
+            options.max_concurrency,
+            listable,
+        ));
         Ok(Arc::new(Self { display, storage: Arc::new(RemoteStorage(remote.clone())), remote: Some(remote) }))
     }
 
@@ -118,7 +131,11 @@ impl Store {
             options.max_concurrency,
             true,
         ));
-        Arc::new(Self { display: uri.to_string(), storage: Arc::new(RemoteStorage(remote.clone())), remote: Some(remote) })
+        Arc::new(Self {
+            display: uri.to_string(),
+            storage: Arc::new(RemoteStorage(remote.clone())),
+            remote: Some(remote),
+        })
     }
 
     /// A store over an already-opened zarrs storage (read as a local store).
