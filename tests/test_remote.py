@@ -483,3 +483,59 @@ def test_http_store_without_consolidated_metadata(http_root):
         open_meta(f"{url}/missing.zarr", arrays=["id"])
     np.testing.assert_array_equal(got.column("id").to_numpy(zero_copy_only=False), data["id"])
     assert Path(root / "plain.zarr").is_dir()
+
+
+INTERRUPTED_SCAN = """
+import json, sys, time
+import pyarrow as pa
+from sedonadb_zarr_meta import open_meta, register
+
+uri, options, host = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+sql = f"SELECT * FROM sd_read_zarr_meta('{uri}', '{json.dumps(options)}')"
+if host == "datafusion":
+    import datafusion
+    ctx = register(datafusion.SessionContext())
+    run = lambda: ctx.sql(sql).to_arrow_table()
+else:
+    import sedonadb
+    con = register(sedonadb.connect())
+    run = lambda: pa.table(con.sql(sql))
+print("started", flush=True)
+try:
+    run()
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+except Exception as e:  # SedonaDB turns Ctrl-C into "Operation cancelled"
+    print(f"cancelled: {e}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("host", ["datafusion", "sedonadb"])
+def test_keyboard_interrupt_stops_a_remote_query(s3, twins, host):
+    import signal
+
+    _, remote, _ = twins["meta"]
+    # 20 chunks per column, one request at a time, 300 ms each: a full scan takes > 30 s.
+    s3.control.reset()
+    s3.control.configure(latency_ms=300)
+    options = {"storage_options": s3_options(s3), "max_concurrency": 1}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_SCAN, remote, json.dumps(options), host],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        out, _ = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - start
+        assert "interrupted" in out or "Operation cancelled" in out, out
+        assert elapsed < 5, elapsed
+        # Outstanding requests stopped: far fewer than the ~106 of a full scan.
+        assert s3.control.stats()["requests"] < 40
+    finally:
+        proc.kill()
+        s3.control.clear()

@@ -16,6 +16,7 @@ pub mod options;
 pub mod provider;
 pub mod pruning;
 pub mod reader;
+pub mod runtime;
 pub mod store;
 pub mod temporal;
 pub mod udtf;

@@ -1,14 +1,15 @@
 //! DataFusion `TableProvider` and `ExecutionPlan` over a [`MetaGroup`].
 //!
 //! One partition per run of chunks so partitions decode in parallel; the
-//! projection and limit are pushed into the reader. Batches are decoded
-//! synchronously inside `poll_next`: this code may run inside a host whose
-//! tokio runtime is not ours (across FFI), so it never touches tokio.
+//! projection and limit are pushed into the reader. Batches are decoded on
+//! our own runtime's blocking threads (the host's runtime is another copy of
+//! tokio across FFI) and reach the host's executor through a channel.
 
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use datafusion_catalog::{Session, TableProvider};
@@ -124,6 +125,43 @@ impl TableProvider for ZarrMetaTable {
     }
 }
 
+/// Send the batches of `reader` (at most `limit` rows) to `tx` until it ends,
+/// fails or the receiver is gone. A panic is sent as an error: a stream that
+/// just ended would be a silently truncated answer.
+fn produce(
+    mut reader: BatchReader,
+    limit: Option<usize>,
+    store: &str,
+    tx: &tokio::sync::mpsc::Sender<DFResult<RecordBatch>>,
+) {
+    let mut remaining = limit;
+    while remaining != Some(0) && !tx.is_closed() {
+        let item = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())) {
+            Ok(None) => return,
+            Ok(Some(Ok(batch))) => Ok(match remaining.as_mut() {
+                Some(left) if batch.num_rows() > *left => {
+                    let cut = batch.slice(0, *left);
+                    *left = 0;
+                    cut
+                }
+                Some(left) => {
+                    *left -= batch.num_rows();
+                    batch
+                }
+                None => batch,
+            }),
+            Ok(Some(Err(e))) => Err(DataFusionError::from(e)),
+            Err(_) => {
+                Err(DataFusionError::Execution(format!("{store}: internal error while reading the scan")))
+            }
+        };
+        let failed = item.is_err();
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    }
+}
+
 /// The physical scan of a [`ZarrMetaTable`].
 #[derive(Debug)]
 pub struct ZarrMetaExec {
@@ -211,29 +249,17 @@ impl ExecutionPlan for ZarrMetaExec {
             self.predicates.clone(),
         )?
         .with_metrics(self.metrics.clone());
-        let mut remaining = self.limit;
-        let iter = reader.map_while(move |batch| {
-            if remaining == Some(0) {
-                return None;
-            }
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => return Some(Err(DataFusionError::from(e))),
-            };
-            Some(Ok(match remaining.as_mut() {
-                Some(left) if batch.num_rows() > *left => {
-                    let cut = batch.slice(0, *left);
-                    *left = 0;
-                    cut
-                }
-                Some(left) => {
-                    *left -= batch.num_rows();
-                    batch
-                }
-                None => batch,
-            }))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), futures::stream::iter(iter))))
+        // Decoding blocks, so batches are made on a thread of our runtime and
+        // handed over through a small channel: the host's executor never
+        // blocks here, sees cancellation (Ctrl-C, a dropped stream) at once,
+        // and the producer stops when the stream is dropped.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let store = self.group.store.clone();
+        let limit = self.limit;
+        crate::runtime::spawn_blocking(move || produce(reader, limit, &store, &tx));
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Arc<Statistics>> {

@@ -8,15 +8,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
-use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use zarrs_object_store::AsyncObjectStore;
@@ -29,41 +28,7 @@ use zarrs_storage::{
 
 use super::config::Redactor;
 use crate::error::{Result, ZarrMetaError};
-
-/// Requests run on a runtime of their own. Scans are driven by host threads,
-/// or by the binding's runtime whose workers block while they decode; a
-/// request must make progress while they wait for it, and this library's
-/// tokio is invisible to a host's (each links its own copy).
-fn io_runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("sedonadb-zarr-meta-io")
-            .build()
-            .expect("creating the object-store I/O runtime")
-    })
-}
-
-/// Start `future` on the I/O runtime; the receiver yields its output.
-fn spawn<T: Send + 'static>(
-    future: impl Future<Output = T> + Send + 'static,
-) -> (JoinHandle<()>, Receiver<T>) {
-    let (tx, rx) = sync_channel(1);
-    let task = io_runtime().spawn(async move {
-        let _ = tx.send(future.await);
-    });
-    (task, rx)
-}
-
-/// Run `future` on the I/O runtime and wait for it from any thread. A plain
-/// channel, not a tokio or futures executor, so it works on host runtime
-/// threads too.
-fn run<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Result<T, String> {
-    let (_task, rx) = spawn(future);
-    rx.recv().map_err(|_| "the request was cancelled".to_string())
-}
+use crate::runtime::{run, spawn};
 
 type ZarrStore = AsyncObjectStore<Arc<dyn ObjectStore>>;
 
