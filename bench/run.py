@@ -240,15 +240,26 @@ def main() -> None:
 
 def upload(server, bucket: str, store: Path, name: str) -> None:
     """Copy a local store's files into the S3 server (straight to it, not through the proxy)."""
-    import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
+    import obstore
+    import obstore.store
+
+    target = obstore.store.S3Store(
+        bucket,
+        prefix=name,
+        config={
+            "endpoint": server.moto_url,
+            "region": "us-east-1",
+            "access_key_id": "bench",
+            "secret_access_key": "bench-secret",
+        },
+        client_options={"allow_http": True},
+    )
     files = [f for f in store.rglob("*") if f.is_file()]
 
     def put(f: Path) -> None:
-        key = f"{name}/{f.relative_to(store).as_posix()}"
-        req = urllib.request.Request(f"{server.moto_url}/{bucket}/{key}", data=f.read_bytes(), method="PUT")
-        urllib.request.urlopen(req, timeout=120).close()
+        obstore.put(target, f.relative_to(store).as_posix(), f.read_bytes())
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, files))

@@ -277,16 +277,28 @@ def test_consolidated_metadata_opens_in_one_round_trip(s3, twins):
     table = open_meta(remote, storage_options=s3_options(s3))
     stats = s3.control.stats()
     assert table.num_rows == N
-    # One concurrent round: the group's metadata and the consolidated-metadata
-    # candidates (v3 and v2, in the group and at the root); no listing.
+    # One round: the group's zarr.json and the root's (which could hold the
+    # consolidated metadata instead); no listing.
     assert not any("list-type" in p for p in stats["paths"]), stats["paths"]
-    assert stats["requests"] == 6, stats["paths"]
+    assert stats["requests"] == 2, stats["paths"]
     # Without consolidated metadata: one listing plus one concurrent round per array.
     s3.control.reset()
     open_meta(remote, storage_options=s3_options(s3), consolidated=False)
     paths = s3.control.stats()["paths"]
     assert sum("list-type" in p for p in paths) == 1
     assert sum(p.endswith("/zarr.json") for p in paths) >= 5
+
+
+def test_zarr_v2_consolidated_metadata(s3, tmp_path):
+    opts = s3_options(s3)
+    table = _table(150)
+    uri = write_meta(table, f"s3://{BUCKET}/v2.zarr", chunk_size=64, zarr_format=2, storage_options=opts)
+    local = write_meta(table, tmp_path / "v2.zarr", chunk_size=64, zarr_format=2)
+    s3.control.reset()
+    got = pa.table(open_meta(uri, storage_options=opts).scan())
+    assert not any("list-type" in p for p in s3.control.stats()["paths"])
+    assert got.equals(pa.table(open_meta(local).scan()))
+    assert got.num_rows == 150
 
 
 def _stats_blocks(local: str) -> list[int]:

@@ -239,48 +239,56 @@ impl GroupNodes {
         use_consolidated: bool,
         invalid: impl Fn(String) -> ZarrMetaError,
     ) -> Result<Self> {
-        // [0] v3 group, [1] v2 group, [2] v2 attributes, then consolidated
-        // metadata candidates: [3] v2 in the group, [4] v3 at the root, [5] v2 at the root.
-        let mut keys =
-            vec![format!("{prefix}zarr.json"), format!("{prefix}.zgroup"), format!("{prefix}.zattrs")];
-        if use_consolidated {
-            keys.push(format!("{prefix}.zmetadata"));
-            if !prefix.is_empty() {
-                keys.push("zarr.json".into());
-                keys.push(".zmetadata".into());
-            }
+        let fetch = |keys: Vec<String>| -> Result<Vec<Option<Value>>> {
+            let values = source.get_many(&keys)?;
+            keys.iter()
+                .zip(&values)
+                .map(|(k, v)| parse_json(k, v.as_ref()))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(&invalid)
+        };
+        // Zarr v3 first: the group's zarr.json, with the root's (whose
+        // consolidated metadata may cover the group) in the same round.
+        let nested = use_consolidated && !prefix.is_empty();
+        let mut keys = vec![format!("{prefix}zarr.json")];
+        if nested {
+            keys.push("zarr.json".into());
         }
-        let values = source.get_many(&keys)?;
-        let mut json: Vec<Option<Value>> = keys
-            .iter()
-            .zip(&values)
-            .map(|(k, v)| parse_json(k, v.as_ref()))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(&invalid)?;
-        json.resize(6, None);
-
-        let mut attributes = None;
-        let mut consolidated = None;
-        if let Some(meta) = &json[0] {
+        let v3 = fetch(keys)?;
+        if let Some(meta) = &v3[0] {
             if meta.get("node_type").and_then(Value::as_str) != Some("group") {
                 return Err(invalid("is not a group (zarr.json node_type is not 'group')".into()));
             }
-            attributes = Some(meta.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default());
+            let attributes = meta.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut consolidated = None;
             if use_consolidated {
                 consolidated = consolidated_v3(meta, "").map_err(&invalid)?;
-                if let (None, Some(root)) = (&consolidated, &json[4]) {
+                if let (None, Some(Some(root))) = (&consolidated, v3.get(1)) {
                     consolidated = consolidated_v3(root, prefix).map_err(&invalid)?;
                 }
             }
-        } else if json[1].is_some() {
-            attributes = Some(json[2].as_ref().and_then(Value::as_object).cloned().unwrap_or_default());
-            if let Some(zmeta) = &json[3] {
-                consolidated = consolidated_v2(zmeta, "").map_err(&invalid)?;
-            } else if let Some(zmeta) = &json[5] {
-                consolidated = consolidated_v2(zmeta, prefix).map_err(&invalid)?;
+            return Ok(Self { attributes: Some(attributes), consolidated });
+        }
+        // Zarr v2: .zgroup, .zattrs and consolidated .zmetadata (in the group or at the root).
+        let mut keys = vec![format!("{prefix}.zgroup"), format!("{prefix}.zattrs")];
+        if use_consolidated {
+            keys.push(format!("{prefix}.zmetadata"));
+            if nested {
+                keys.push(".zmetadata".into());
             }
         }
-        Ok(Self { attributes, consolidated })
+        let mut v2 = fetch(keys)?;
+        v2.resize(4, None);
+        if v2[0].is_none() {
+            return Ok(Self { attributes: None, consolidated: None });
+        }
+        let attributes = v2[1].as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+        let consolidated = match (&v2[2], &v2[3]) {
+            (Some(zmeta), _) => consolidated_v2(zmeta, "").map_err(&invalid)?,
+            (None, Some(zmeta)) => consolidated_v2(zmeta, prefix).map_err(&invalid)?,
+            (None, None) => None,
+        };
+        Ok(Self { attributes: Some(attributes), consolidated })
     }
 }
 
