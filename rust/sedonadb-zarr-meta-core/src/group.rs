@@ -90,6 +90,11 @@ impl MetaGroup {
             group: group_name.clone(),
             message: m,
         };
+        if options.arrays.is_none() {
+            // Without consolidated metadata the arrays must be listed: start
+            // now, alongside the group's metadata, to save a round trip.
+            source.start_listing(&prefix);
+        }
         let nodes = GroupNodes::read(&source, &prefix, use_consolidated, invalid)?;
         let Some(group_attrs) = nodes.attributes else {
             let what =

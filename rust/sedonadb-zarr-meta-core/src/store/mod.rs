@@ -195,6 +195,14 @@ impl Store {
             .collect())
     }
 
+    /// Start listing `prefix` in parallel with the next requests (object
+    /// stores only), saving a round trip if the listing is needed.
+    pub fn start_listing(&self, prefix: &str) {
+        if let Some(remote) = self.remote.as_ref().filter(|r| r.listable()) {
+            remote.start_listing(prefix);
+        }
+    }
+
     /// Whether anything exists under `prefix` (to tell a missing store from a
     /// missing group).
     pub fn has_objects(&self, prefix: &str) -> Result<bool> {

@@ -46,9 +46,13 @@ pub struct Remote {
     zarr: Arc<ZarrStore>,
     limit: Arc<Semaphore>,
     inflight: Mutex<HashMap<String, Prefetched>>,
+    /// A listing started ahead of need: (prefix, its result).
+    listing: Mutex<Option<(String, Receiver<Listing>)>>,
     redactor: Redactor,
     listable: bool,
 }
+
+type Listing = object_store::Result<object_store::ListResult>;
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,6 +79,7 @@ impl Remote {
             store,
             limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
             inflight: Mutex::new(HashMap::new()),
+            listing: Mutex::new(None),
             redactor,
             listable,
         }
@@ -129,16 +134,32 @@ impl Remote {
         keys.iter().zip(results).map(|(key, r)| r.map_err(|e| self.error(key, e))).collect()
     }
 
-    /// Names of the "directories" directly under `prefix` (`""` or `"a/b/"`).
-    pub fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
+    fn list_request(&self, prefix: &str) -> impl Future<Output = Listing> + Send + 'static {
         let store = self.store.clone();
         let path = Path::from(prefix.trim_end_matches('/'));
-        let listing = run(async move {
+        async move {
             let path = (!path.as_ref().is_empty()).then_some(path);
             store.list_with_delimiter(path.as_ref()).await
-        })
-        .map_err(|m| self.cancelled(prefix, m))?
-        .map_err(|e| self.error(prefix, e))?;
+        }
+    }
+
+    /// Start listing `prefix` now, in parallel with other requests; the next
+    /// [`Remote::list_children`] of the same prefix takes the result.
+    pub fn start_listing(&self, prefix: &str) {
+        if let Ok(mut listing) = self.listing.lock() {
+            let (_task, rx) = spawn(self.list_request(prefix));
+            *listing = Some((prefix.to_string(), rx));
+        }
+    }
+
+    /// Names of the "directories" directly under `prefix` (`""` or `"a/b/"`).
+    pub fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
+        let started = self.listing.lock().ok().and_then(|mut l| l.take()).filter(|(p, _)| p == prefix);
+        let result = match started {
+            Some((_, rx)) => rx.recv().map_err(|_| "the request was cancelled".to_string()),
+            None => run(self.list_request(prefix)),
+        };
+        let listing = result.map_err(|m| self.cancelled(prefix, m))?.map_err(|e| self.error(prefix, e))?;
         Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
     }
 
