@@ -368,6 +368,20 @@ def remote(py: str, d1: str, d2: str, rep: list[str], local_d1: float, where: st
             f"full scan {full_io['requests']:.0f} requests, {full_io['bytes'] / 1e6:.1f} MB; "
             f"selective fetches {100 * sel_io['bytes'] / full_io['bytes']:.2f}% of the full scan's bytes"
         )
+        agg, agg_io = counted(
+            "stream-sql",
+            "s3://bench/d2.zarr",
+            "--repeat",
+            "1",
+            "--sql",
+            "SELECT collection, count(*) AS n FROM sd_read_zarr_meta('{store}') GROUP BY 1",
+            runs=2,
+        )
+        print(
+            f"  D2 streaming GROUP BY over S3: peak RSS {agg['peak_rss_mb']:.0f} MB "
+            f"(process after imports: {agg['rss_after_imports_mb']:.0f} MB), {median(agg):.2f} s, "
+            f"{agg_io['bytes'] / 1e6:.0f} MB fetched"
+        )
     finally:
         server.stop()
 

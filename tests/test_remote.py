@@ -185,6 +185,8 @@ def test_sedonadb_dataframe_surfaces_equal_local(s3, twins, hosts):
     expected = sorted_rows(pa.table(con.read_format(ZarrMetaSpec(), local)))
     assert sorted_rows(pa.table(con.read_format(spec, remote))).equals(expected)
     assert sorted_rows(pa.table(con.read(remote, format=spec))).equals(expected)
+    by_name = con.read(remote, format="zarr_meta", options={"storage_options": s3_options(s3)})
+    assert sorted_rows(pa.table(by_name)).equals(expected)
     df = con.read_format(ZarrMetaSpec(), remote, options={"storage_options": s3_options(s3)})
     df.to_view("remote_items", overwrite=True)
     got = collect(con, f"SELECT id FROM remote_items WHERE ST_Intersects(bbox, {geom('sedonadb', AREA)})")
