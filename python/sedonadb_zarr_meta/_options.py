@@ -24,6 +24,9 @@ OPTION_KEYS: frozenset[str] = frozenset(
     }
 )
 
+#: Largest accepted ``max_concurrency`` (the Rust core enforces the same bound).
+MAX_CONCURRENCY = 4096
+
 #: Options JSON longer than this is refused (the Rust core enforces the same bound).
 MAX_OPTIONS_BYTES = 1 << 20
 
@@ -89,6 +92,8 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         elif key in ("batch_size", "max_concurrency"):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"option {key!r} must be a positive integer, got {value!r}")
+            if key == "max_concurrency" and value > MAX_CONCURRENCY:
+                raise ValueError(f"option 'max_concurrency' must be at most {MAX_CONCURRENCY}, got {value!r}")
         elif key == "storage_options":
             value = _storage_options(value)
         out[key] = value

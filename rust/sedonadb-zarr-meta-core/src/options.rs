@@ -12,6 +12,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 65_536;
 
 /// Default bound on concurrent requests to an object store.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
+/// Largest accepted `max_concurrency`.
+pub const MAX_CONCURRENCY: usize = 4096;
 /// Options JSON longer than this is refused before it is parsed.
 pub const MAX_OPTIONS_BYTES: usize = 1 << 20;
 
@@ -172,8 +174,10 @@ impl ReadOptions {
                 return Err(ZarrMetaError::InvalidOption("'arrays' must name at least one array".into()));
             }
         }
-        if self.max_concurrency == 0 {
-            return Err(ZarrMetaError::InvalidOption("'max_concurrency' must be a positive integer".into()));
+        if self.max_concurrency == 0 || self.max_concurrency > MAX_CONCURRENCY {
+            return Err(ZarrMetaError::InvalidOption(format!(
+                "'max_concurrency' must be an integer from 1 to {MAX_CONCURRENCY}"
+            )));
         }
         Ok(())
     }
