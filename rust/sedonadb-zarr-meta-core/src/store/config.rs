@@ -231,4 +231,32 @@ mod tests {
         assert_eq!(prefix.as_ref(), "a/b/store.zarr");
         assert_eq!(redactor.redact("x wJalrXUtnFEMI y AKIDEXAMPLE"), "x *** y ***");
     }
+
+    #[test]
+    fn gcs_azure_and_http_stores_build_without_network() {
+        let url = Url::parse("gs://bucket/cat/store.zarr").unwrap();
+        let (_, prefix, _) = build_store("gs://bucket/cat/store.zarr", &url, &opts(&[])).unwrap();
+        assert_eq!(prefix.as_ref(), "cat/store.zarr");
+        let url = Url::parse("az://container/store.zarr").unwrap();
+        let (_, prefix, redactor) = build_store(
+            "az://container/store.zarr",
+            &url,
+            &opts(&[
+                ("azure_storage_account_name", "acct"),
+                ("azure_storage_account_key", "c2VjcmV0LWtleQ=="),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(prefix.as_ref(), "store.zarr");
+        assert_eq!(redactor.redact("key=c2VjcmV0LWtleQ=="), "key=***");
+        let url = Url::parse("https://data.example.org/a/store.zarr").unwrap();
+        let (_, prefix, _) = build_store("https://data.example.org/a/store.zarr", &url, &opts(&[])).unwrap();
+        assert_eq!(prefix.as_ref(), "");
+        let e =
+            build_store("https://x/y", &Url::parse("https://x/y").unwrap(), &opts(&[("aws_region", "x")]))
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(e.contains("unknown storage option 'aws_region' for http(s):// stores"), "{e}");
+    }
 }
