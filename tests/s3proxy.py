@@ -170,13 +170,32 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # Readers open many connections at once; the default backlog of 5 drops some.
+    request_queue_size = 256
+    daemon_threads = True
+
+
+def serve_directory(root: str) -> None:
+    """A static file server for ``root`` on a free loopback port (http(s):// store tests)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = _Server(("127.0.0.1", 0), functools.partial(Quiet, directory=root))
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
 def serve(upstream_url: str) -> None:
     parsed = urlparse(upstream_url)
     if parsed.hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit("the proxy only forwards to loopback servers")
     state = _State()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler((parsed.hostname, parsed.port or 80), state))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _make_handler((parsed.hostname, parsed.port or 80), state))
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -272,5 +291,11 @@ class S3Server:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--upstream", required=True)
-    serve(parser.parse_args().upstream)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--upstream", help="proxy to this loopback S3 server")
+    group.add_argument("--static", help="serve this directory as static files")
+    args = parser.parse_args()
+    if args.static:
+        serve_directory(args.static)
+    else:
+        serve(args.upstream)

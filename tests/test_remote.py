@@ -21,8 +21,9 @@ import shapely
 import zarr
 from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
 
+from . import s3proxy
 from .conftest import items, regions_parquet, sjoin_pairs, write_group
-from .s3proxy import S3Server, free_port, wait_for
+from .s3proxy import S3Server, free_port, start_process, wait_for
 
 BUCKET = "catalog"
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -490,12 +491,7 @@ def test_write_meta_append_to_s3(s3, tmp_path):
 @pytest.fixture(scope="module")
 def http_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("http")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, port = start_process([sys.executable, s3proxy.__file__, "--static", str(root)], "the file server")
     url = f"http://127.0.0.1:{port}"
     wait_for(url)
     yield root, url
