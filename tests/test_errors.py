@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import shapely
 import zarr
-from sedonadb_zarr_meta import ZarrMetaError, ZarrMetaSpec, open_meta
+from sedonadb_zarr_meta import MetaTable, ZarrMetaError, ZarrMetaSpec, open_meta
 
 from .conftest import write_group
 
@@ -131,6 +131,43 @@ def test_invalid_wkt(sedona, tmp_path):
     )
     with pytest.raises(Exception, match=r"t.zarr: array 'bbox': .*row 1: invalid WKT"):
         scan_all(sedona, uri)
+
+
+@pytest.mark.parametrize("meta", ["null", "[1, 2]", "{}", "7", '{"node_type": "arry"}'])
+def test_array_metadata_that_is_not_an_array_is_an_error(sedona, tmp_path, meta):
+    path, uri = good_store(tmp_path)
+    (path / "meta" / "a" / "zarr.json").write_text(meta)
+    with pytest.raises(ValueError, match=r"bad.zarr: array 'a': .*neither array nor group metadata"):
+        scan_all(sedona, uri)
+    # Left out by the `arrays` option, it is not read at all.
+    assert pa.table(open_meta(uri, arrays=["bbox"]).scan()).num_rows == 300
+
+
+def test_nested_groups_are_ignored(tmp_path):
+    path, uri = good_store(tmp_path)
+    zarr.open_group(str(path), mode="a")["meta"].create_group("sub")
+    assert open_meta(uri).column_names == ["a", "bbox"]
+
+
+def test_deep_or_trailing_wkt(sedona, tmp_path):
+    deep = "GEOMETRYCOLLECTION(" * 50_000 + "POINT(0 0)" + ")" * 50_000
+    uri = write_group(tmp_path / "d.zarr", {"bbox": np.array(["POINT (1 2)", deep], dtype=object)})
+    with pytest.raises(Exception, match=r"d.zarr: array 'bbox': .*row 1: invalid WKT: nested deeper"):
+        scan_all(sedona, uri)
+    uri = write_group(tmp_path / "t.zarr", {"bbox": np.array(["POINT (1 2) extra"], dtype=object)})
+    with pytest.raises(Exception, match=r"t.zarr: array 'bbox': .*row 0: invalid WKT: unexpected text"):
+        scan_all(sedona, uri)
+
+
+def test_repeated_array_names(tmp_path):
+    _, uri = good_store(tmp_path)
+    with pytest.raises(ValueError, match="'a' more than once"):
+        open_meta(uri, arrays=["a"] * 1_000_000)
+    with pytest.raises(ValueError, match="'a' more than once"):
+        MetaTable(uri, json.dumps({"arrays": ["a", "bbox", "a"]}))
+    for bad in ("../meta", "a/b", ".."):
+        with pytest.raises(ValueError, match="not the name of an array"):
+            MetaTable(uri, json.dumps({"arrays": [bad]}))
 
 
 def test_geometry_option_on_numbers(sedona, tmp_path):

@@ -58,7 +58,12 @@ def _string_list(key: str, value: Any) -> list[str]:
         raise ValueError(f"option {key!r} must be a list of array names, got {value!r}")
     out = list(value)
     if not out or not all(isinstance(v, str) and v for v in out):
-        raise ValueError(f"option {key!r} must be a non-empty list of array names, got {value!r}")
+        raise ValueError(f"option {key!r} must be a non-empty list of array names, got {value!r:.200}")
+    seen: set[str] = set()
+    for name in out:
+        if name in seen:
+            raise ValueError(f"option {key!r} names {name!r} more than once")
+        seen.add(name)
     return out
 
 

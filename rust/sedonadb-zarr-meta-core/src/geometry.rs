@@ -127,15 +127,71 @@ pub fn validate_wkb(bytes: &[u8]) -> Result<(), String> {
 /// Parse WKT text and append its WKB encoding to `out`.
 pub fn wkt_to_wkb(text: &str, out: &mut Vec<u8>) -> Result<(), String> {
     use std::str::FromStr;
+    check_wkt_shape(text)?;
     let geom = wkt::Wkt::<f64>::from_str(text).map_err(|e| format!("invalid WKT: {e}"))?;
     wkb::writer::write_geometry(out, &geom, &wkb::writer::WriteOptions::default())
         .map_err(|e| format!("cannot encode WKT as WKB: {e}"))
+}
+
+/// Deepest parenthesis nesting accepted in WKT: a multipolygon needs 3, each
+/// geometry collection level adds one. The parser recurses per level, so
+/// unbounded nesting would overflow the stack.
+pub const MAX_WKT_DEPTH: usize = 32;
+
+/// Reject WKT the parser would mishandle: nesting deeper than
+/// [`MAX_WKT_DEPTH`], unbalanced parentheses, or text after the geometry
+/// (which the parser would silently drop).
+fn check_wkt_shape(text: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => {
+                depth += 1;
+                if depth > MAX_WKT_DEPTH {
+                    return Err(format!("invalid WKT: nested deeper than {MAX_WKT_DEPTH} levels"));
+                }
+            }
+            ')' => {
+                depth = depth.checked_sub(1).ok_or("invalid WKT: unbalanced ')'")?;
+                if depth == 0 && !text[i + 1..].trim().is_empty() {
+                    return Err(format!(
+                        "invalid WKT: unexpected text after the geometry: '{}'",
+                        truncate(text[i + 1..].trim())
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("invalid WKT: unbalanced '('".into());
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn wkt_shape_is_checked_before_parsing() {
+        let mut out = Vec::new();
+        assert!(wkt_to_wkb("POLYGON((0 0, 1 0, 1 1, 0 0))", &mut out).is_ok());
+        let deep = format!("{}POINT(0 0){}", "GEOMETRYCOLLECTION(".repeat(10_000), ")".repeat(10_000));
+        assert!(wkt_to_wkb(&deep, &mut out).unwrap_err().contains("nested deeper"));
+        let e = wkt_to_wkb("POINT(1 2) POINT(3 4)", &mut out).unwrap_err();
+        assert!(e.contains("unexpected text after the geometry"), "{e}");
+        assert!(wkt_to_wkb("POINT(1 2))", &mut out).unwrap_err().contains("unexpected text"));
+        assert!(wkt_to_wkb("POINT((1 2)", &mut out).unwrap_err().contains("unbalanced"));
+    }
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()

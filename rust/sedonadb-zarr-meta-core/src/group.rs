@@ -111,10 +111,12 @@ impl MetaGroup {
                      needs consolidated metadata (write_meta writes it) or the 'arrays' option"
                 )))
             }
+            // Named arrays are read directly: no listing, and arrays left out
+            // are never read (a broken one cannot fail the query).
             None => {
-                let mut names = match (&options.arrays, source.listable()) {
-                    (Some(wanted), false) => wanted.clone(),
-                    _ => source.list_children(&prefix)?,
+                let mut names = match &options.arrays {
+                    Some(wanted) => wanted.clone(),
+                    None => source.list_children(&prefix)?,
                 };
                 names.sort();
                 names.dedup();
@@ -318,11 +320,12 @@ fn consolidated_v3(
         let Some(name) = path.strip_prefix(prefix).filter(|n| !n.is_empty() && !n.contains('/')) else {
             continue;
         };
-        if !node.is_object() {
-            return Err(format!("consolidated metadata of '{path}' is not an object"));
-        }
-        if node.get("node_type").and_then(Value::as_str) == Some("array") {
-            out.push((name.to_string(), RawArrayMeta { json: node.clone(), v3: true }));
+        match node.get("node_type").and_then(Value::as_str) {
+            Some("array") => out.push((name.to_string(), RawArrayMeta { json: node.clone(), v3: true })),
+            Some("group") => {}
+            _ => {
+                return Err(format!("consolidated metadata of '{path}' is neither array nor group metadata"))
+            }
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -375,10 +378,19 @@ fn read_arrays_metadata(
     let mut v2_names = Vec::new();
     for ((name, key), value) in names.iter().zip(&keys).zip(&v3) {
         match parse_json(key, value.as_ref()).map_err(|m| ZarrMetaError::array(store, name, m))? {
-            Some(meta) if meta.get("node_type").and_then(Value::as_str) == Some("array") => {
-                out.push((name.clone(), RawArrayMeta { json: meta, v3: true }))
-            }
-            Some(_) => {}
+            Some(meta) => match meta.get("node_type").and_then(Value::as_str) {
+                Some("array") => out.push((name.clone(), RawArrayMeta { json: meta, v3: true })),
+                // Nested groups are not columns.
+                Some("group") => {}
+                // Anything else must not silently drop a column.
+                _ => {
+                    return Err(ZarrMetaError::array(
+                        store,
+                        name,
+                        format!("'{key}' is neither array nor group metadata (node_type must be \"array\")"),
+                    ))
+                }
+            },
             None => v2_names.push(name.clone()),
         }
     }

@@ -173,6 +173,17 @@ impl ReadOptions {
             if arrays.is_empty() {
                 return Err(ZarrMetaError::InvalidOption("'arrays' must name at least one array".into()));
             }
+            if let Some(bad) =
+                arrays.iter().find(|a| a.is_empty() || a.contains('/') || *a == "." || *a == "..")
+            {
+                return Err(ZarrMetaError::InvalidOption(format!(
+                    "'arrays' entry '{bad}' is not the name of an array in the group"
+                )));
+            }
+            let mut seen = std::collections::HashSet::with_capacity(arrays.len());
+            if let Some(twice) = arrays.iter().find(|a| !seen.insert(a.as_str())) {
+                return Err(ZarrMetaError::InvalidOption(format!("'arrays' names '{twice}' more than once")));
+            }
         }
         if self.max_concurrency == 0 || self.max_concurrency > MAX_CONCURRENCY {
             return Err(ZarrMetaError::InvalidOption(format!(
