@@ -159,6 +159,32 @@ def test_deep_or_trailing_wkt(sedona, tmp_path):
         scan_all(sedona, uri)
 
 
+def test_fifo_in_place_of_a_chunk_is_refused(tmp_path):
+    import os
+
+    path, uri = good_store(tmp_path)
+    chunk = path / "meta" / "a" / "c" / "1"
+    chunk.unlink()
+    os.mkfifo(chunk)  # reading it would block forever
+    with pytest.raises(Exception, match=r"bad.zarr: array 'a': .*meta/a/c/1: not a regular file"):
+        pa.table(open_meta(uri).scan())
+
+
+def test_unlistable_entries_are_reported(tmp_path):
+    import os
+
+    path, uri = good_store(tmp_path)
+    os.symlink("loop", path / "meta" / "loop")  # a symlink to itself
+    with pytest.raises(ValueError, match=r"bad.zarr: group 'meta': 'meta/loop' cannot be resolved"):
+        open_meta(uri)
+    (path / "meta" / "loop").unlink()
+    os.mkdir(os.path.join(os.fsencode(path / "meta"), b"\xff\xfe"))
+    with pytest.raises(ValueError, match=r"bad.zarr: group 'meta': .*not UTF-8"):
+        open_meta(uri)
+    # The arrays option names what to read: the odd entries are not looked at.
+    assert open_meta(uri, arrays=["a"]).num_rows == 300
+
+
 def test_repeated_array_names(tmp_path):
     _, uri = good_store(tmp_path)
     with pytest.raises(ValueError, match="'a' more than once"):

@@ -5,6 +5,7 @@
 //! reader takes a [`Store`] and never branches on the scheme.
 
 pub mod config;
+pub mod local;
 pub mod remote;
 
 use std::path::PathBuf;
@@ -12,11 +13,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use url::Url;
-use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::{ListableStorageTraits, ReadableListableStorageTraits, StoreKey, StorePrefix};
 
 use crate::error::{Result, ZarrMetaError};
 use crate::options::ReadOptions;
+use local::LocalStorage;
 use remote::{Remote, RemoteStorage};
 
 /// The synchronous storage zarrs reads arrays from.
@@ -30,6 +31,7 @@ const OBJECT_STORE_SCHEMES: [&str; 10] =
 pub struct Store {
     display: String,
     storage: Arc<DynStorage>,
+    local: Option<Arc<LocalStorage>>,
     remote: Option<Arc<Remote>>,
 }
 
@@ -94,9 +96,16 @@ impl Store {
                 what: if path.exists() { "store (not a directory)".into() } else { "store".into() },
             });
         }
-        let storage = FilesystemStore::new(path)
-            .map_err(|e| ZarrMetaError::Storage { store: uri.to_string(), message: e.to_string() })?;
-        Ok(Self::from_storage(uri, Arc::new(storage)))
+        let local = Arc::new(
+            LocalStorage::new(path)
+                .map_err(|e| ZarrMetaError::Storage { store: uri.to_string(), message: e.to_string() })?,
+        );
+        Ok(Arc::new(Self {
+            display: uri.to_string(),
+            storage: local.clone(),
+            local: Some(local),
+            remote: None,
+        }))
     }
 
     fn open_remote(url: &Url, options: &ReadOptions) -> Result<Arc<Self>> {
@@ -113,7 +122,12 @@ impl Store {
             options.max_concurrency,
             listable,
         ));
-        Ok(Arc::new(Self { display, storage: Arc::new(RemoteStorage(remote.clone())), remote: Some(remote) }))
+        Ok(Arc::new(Self {
+            display,
+            storage: Arc::new(RemoteStorage(remote.clone())),
+            local: None,
+            remote: Some(remote),
+        }))
     }
 
     /// A store over an object store the caller configured, holding the Zarr
@@ -134,13 +148,14 @@ impl Store {
         Arc::new(Self {
             display: uri.to_string(),
             storage: Arc::new(RemoteStorage(remote.clone())),
+            local: None,
             remote: Some(remote),
         })
     }
 
     /// A store over an already-opened zarrs storage (read as a local store).
     pub fn from_storage(uri: &str, storage: Arc<DynStorage>) -> Arc<Self> {
-        Arc::new(Self { display: uri.to_string(), storage, remote: None })
+        Arc::new(Self { display: uri.to_string(), storage, local: None, remote: None })
     }
 
     /// The store as shown in messages.
@@ -185,6 +200,13 @@ impl Store {
     pub fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
         if let Some(remote) = &self.remote {
             return remote.list_children(prefix);
+        }
+        if let Some(local) = &self.local {
+            return local.child_directories(prefix).map_err(|message| ZarrMetaError::InvalidGroup {
+                store: self.display.clone(),
+                group: prefix.trim_end_matches('/').to_string(),
+                message,
+            });
         }
         let store_prefix = StorePrefix::new(prefix).map_err(|e| self.storage_error(prefix, e))?;
         let listing = self.storage.list_dir(&store_prefix).map_err(|e| self.storage_error(prefix, e))?;

@@ -1,0 +1,120 @@
+//! Local directories: zarrs' filesystem store behind checks that keep a
+//! hostile directory from hanging or exhausting a scan. Only regular files
+//! are read (a FIFO would block forever, a device never end), a file larger
+//! than any chunk may be is refused before it is read, and listings report
+//! names that are not UTF-8 or entries that cannot be resolved (symlink
+//! loops) instead of skipping them.
+
+use std::path::{Path, PathBuf};
+
+use zarrs::filesystem::FilesystemStore;
+use zarrs_storage::byte_range::ByteRangeIterator;
+use zarrs_storage::{
+    ListableStorageTraits, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
+    StoreKeys, StoreKeysPrefixes, StorePrefix,
+};
+
+use crate::group::MAX_CHUNK_BYTES;
+
+/// Largest file read from a store: a chunk may hold at most
+/// [`MAX_CHUNK_BYTES`] decoded, plus room for codec framing.
+pub const MAX_FILE_BYTES: u64 = MAX_CHUNK_BYTES + (1 << 20);
+
+/// A local Zarr store.
+pub struct LocalStorage {
+    root: PathBuf,
+    inner: FilesystemStore,
+}
+
+impl LocalStorage {
+    pub fn new(root: &Path) -> Result<Self, StorageError> {
+        let inner = FilesystemStore::new(root).map_err(|e| StorageError::Other(e.to_string()))?;
+        Ok(Self { root: root.to_path_buf(), inner })
+    }
+
+    /// Refuse what must not be read: non-regular files and oversized files.
+    fn check(&self, key: &StoreKey) -> Result<(), StorageError> {
+        match std::fs::metadata(self.root.join(key.as_str())) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Other(format!("{}: {e}", key.as_str()))),
+            Ok(m) if !m.is_file() => {
+                Err(StorageError::Other(format!("{}: not a regular file", key.as_str())))
+            }
+            Ok(m) if m.len() > MAX_FILE_BYTES => Err(StorageError::Other(format!(
+                "{}: the file is {} bytes, more than any chunk may be ({MAX_FILE_BYTES})",
+                key.as_str(),
+                m.len()
+            ))),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Names of the directories directly under `prefix` (`""` or `"a/"`).
+    pub fn child_directories(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let dir = self.root.join(prefix);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("cannot list '{prefix}': {e}")),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot list '{prefix}': {e}"))?;
+            let name = entry.file_name().into_string().map_err(|raw| {
+                format!("'{prefix}' holds an entry whose name is not UTF-8: {}", raw.to_string_lossy())
+            })?;
+            // Follows symlinks; a loop or dangling link is reported, not skipped.
+            match std::fs::metadata(entry.path()) {
+                Ok(m) if m.is_dir() => out.push(name),
+                Ok(_) => {}
+                Err(e) if entry.file_type().is_ok_and(|t| t.is_symlink()) => {
+                    return Err(format!("'{prefix}{name}' cannot be resolved: {e}"))
+                }
+                Err(e) => return Err(format!("'{prefix}{name}': {e}")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ReadableStorageTraits for LocalStorage {
+    fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+        self.check(key)?;
+        self.inner.get(key)
+    }
+
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.check(key)?;
+        self.inner.get_partial_many(key, byte_ranges)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl ListableStorageTraits for LocalStorage {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}
