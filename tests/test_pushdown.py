@@ -210,3 +210,54 @@ def test_fallback_reads_only_filter_columns_of_non_matching_chunks(stores):
         np.asarray(full.column("id").to_pylist(), dtype=object)[_geom_mask(full, "intersects", AREA)].tolist()
     )
     assert expected <= set(got.column("id").to_pylist())
+
+
+def _corrupt_stats(src: str, dst: Path, change) -> str:
+    import json
+
+    shutil.copytree(Path(src.removeprefix("file://")), dst)
+    meta_file = dst / "meta" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    change(meta["attributes"]["zarr_meta:stats"]["columns"])
+    meta_file.write_text(json.dumps(meta))
+    return dst.as_uri()
+
+
+def _set_all(values: list, value) -> None:
+    values[:] = [value] * len(values)
+
+
+MALFORMED_STATS = {
+    "bbox entries not boxes": lambda c: _set_all(c["bbox"]["bbox"], "x"),
+    "bbox entries of 3 numbers": lambda c: _set_all(c["bbox"]["bbox"], [0, 0, 1]),
+    "inverted bbox": lambda c: _set_all(c["bbox"]["bbox"], [10, 10, -10, -10]),
+    "bbox list too short": lambda c: c["bbox"]["bbox"].pop(),
+    "bbox not a list": lambda c: c["bbox"].update(bbox={"a": 1}),
+    "min above max": lambda c: c["cloud_cover"].update(min=[1e9] * len(c["cloud_cover"]["min"])),
+    "min of the wrong type": lambda c: _set_all(c["date"]["min"], "yesterday"),
+    "max missing": lambda c: c["n"].pop("max"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_STATS))
+def test_malformed_statistics_never_prune(stores, tmp_path, case):
+    """Statistics that do not parse as what they claim are ignored, never trusted to skip rows."""
+    uri = _corrupt_stats(stores["stats"], tmp_path / "bad.zarr", MALFORMED_STATS[case])
+    full = pa.table(open_meta(stores["stats"]).scan())
+    import sedonadb
+
+    con = register(sedonadb.connect())
+    where = (
+        f"ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)}) AND cloud_cover < 50 "
+        "AND n >= 100 AND date < TIMESTAMP '2024-09-01'"
+    )
+    got = _collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")
+    mask = (
+        _geom_mask(full, "intersects", AREA)
+        & (full["cloud_cover"].to_numpy() < 50)
+        & (full["n"].to_numpy() >= 100)
+        & (full["date"].to_numpy() < np.datetime64("2024-09-01"))
+    )
+    expected = sorted(np.asarray(full.column("id").to_pylist(), dtype=object)[mask].tolist())
+    assert len(expected) > 0
+    assert sorted(got.column("id").to_pylist()) == expected

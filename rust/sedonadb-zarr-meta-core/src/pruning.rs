@@ -149,9 +149,36 @@ fn json_bbox(v: &Value) -> Option<BBox> {
     }
     let mut b = [0.0; 4];
     for (i, x) in a.iter().enumerate() {
-        b[i] = x.as_f64()?;
+        b[i] = x.as_f64().filter(|f| f.is_finite())?;
     }
-    Some(b)
+    (b[0] <= b[2] && b[1] <= b[3]).then_some(b)
+}
+
+/// One block's statistic: `null` is a block without valid values; anything
+/// malformed is `Err`, and then the column's statistics are not used at all
+/// (malformed statistics must never prune).
+fn block_stat(s: &Value, block: usize, kind: &ColumnKind) -> Result<BlockStat, ()> {
+    if let Some(boxes) = s.get("bbox") {
+        let b = boxes.as_array().and_then(|b| b.get(block)).ok_or(())?;
+        return if b.is_null() {
+            Ok(BlockStat::BBox(None))
+        } else {
+            json_bbox(b).map(|b| BlockStat::BBox(Some(b))).ok_or(())
+        };
+    }
+    let bound = |key: &str| -> Result<Option<Lit>, ()> {
+        let v = s.get(key).and_then(Value::as_array).and_then(|a| a.get(block)).ok_or(())?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        json_lit(v, kind).filter(|l| !matches!(l, Lit::Float(f) if f.is_nan())).map(Some).ok_or(())
+    };
+    let (min, max) = (bound("min")?, bound("max")?);
+    match (&min, &max) {
+        (Some(lo), Some(hi)) if lo.compare(hi) != Some(Ordering::Greater) => Ok(BlockStat::MinMax(min, max)),
+        (None, None) => Ok(BlockStat::MinMax(None, None)),
+        _ => Err(()),
+    }
 }
 
 impl ChunkStats {
@@ -169,18 +196,14 @@ impl ChunkStats {
             .iter()
             .map(|c| {
                 let s = by_name.get(&c.name)?;
-                if let Some(boxes) = s.get("bbox").and_then(Value::as_array) {
-                    (boxes.len() == blocks)
-                        .then(|| boxes.iter().map(|b| BlockStat::BBox(json_bbox(b))).collect())
-                } else {
-                    let (min, max) = (s.get("min")?.as_array()?, s.get("max")?.as_array()?);
-                    (min.len() == blocks && max.len() == blocks).then(|| {
-                        min.iter()
-                            .zip(max)
-                            .map(|(a, b)| BlockStat::MinMax(json_lit(a, &c.kind), json_lit(b, &c.kind)))
-                            .collect()
-                    })
+                let lengths_ok = ["bbox", "min", "max"]
+                    .iter()
+                    .filter_map(|k| s.get(*k))
+                    .all(|v| v.as_array().is_some_and(|a| a.len() == blocks));
+                if !lengths_ok {
+                    return None;
                 }
+                (0..blocks).map(|b| block_stat(s, b, &c.kind)).collect::<Result<Vec<_>, ()>>().ok()
             })
             .collect();
         Some(ChunkStats { block_rows, columns })
