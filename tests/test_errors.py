@@ -185,6 +185,36 @@ def test_unlistable_entries_are_reported(tmp_path):
     assert open_meta(uri, arrays=["a"]).num_rows == 300
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(zarr_format=4), "zarr_format 4 is not supported"),
+        (lambda m: m.pop("zarr_format"), "no valid 'zarr_format'"),
+        (lambda m: m.update(my_extension={"must_understand": True}), "extension 'my_extension'"),
+        (lambda m: m.update(my_extension=1), "extension 'my_extension'"),
+    ],
+)
+def test_metadata_a_reader_must_understand(tmp_path, change, message):
+    path, uri = good_store(tmp_path)
+    patch_metadata(path, "a", change)
+    with pytest.raises(ValueError, match=rf"bad.zarr: array 'a': .*{message}"):
+        open_meta(uri)
+
+
+def test_ignorable_extension_is_ignored(tmp_path):
+    path, uri = good_store(tmp_path)
+    patch_metadata(path, "a", lambda m: m.update(my_extension={"must_understand": False}))
+    assert open_meta(uri).num_rows == 300
+
+
+def test_empty_crs_option_on_every_surface(tmp_path):
+    _, uri = good_store(tmp_path)
+    with pytest.raises(ValueError, match="'crs'"):
+        open_meta(uri, crs=" ")
+    with pytest.raises(ValueError, match="'crs' must be a non-empty string"):
+        MetaTable(uri, json.dumps({"crs": ""}))
+
+
 def test_repeated_array_names(tmp_path):
     _, uri = good_store(tmp_path)
     with pytest.raises(ValueError, match="'a' more than once"):

@@ -440,6 +440,7 @@ fn open_column(
 ) -> Result<MetaColumn> {
     let err = |m: String| ZarrMetaError::array(store, name, m);
     let mut json = raw.json;
+    check_format(&json, raw.v3).map_err(err)?;
     let shape: Vec<u64> = json
         .get("shape")
         .and_then(Value::as_array)
@@ -498,6 +499,46 @@ fn open_column(
         }
     }
     Ok(MetaColumn { name: name.to_string(), kind, array, chunk_bounds, attributes })
+}
+
+/// Keys of Zarr v3 array metadata; any other key is an extension.
+const V3_ARRAY_KEYS: [&str; 11] = [
+    "zarr_format",
+    "node_type",
+    "shape",
+    "data_type",
+    "chunk_grid",
+    "chunk_key_encoding",
+    "fill_value",
+    "codecs",
+    "attributes",
+    "storage_transformers",
+    "dimension_names",
+];
+
+/// The metadata declares the format it was read as, and (v3) carries no
+/// extension a reader must understand: those change what the bytes mean.
+fn check_format(json: &Value, v3: bool) -> std::result::Result<(), String> {
+    let Value::Object(map) = json else {
+        return Err("array metadata is not a JSON object".into());
+    };
+    let want = if v3 { 3 } else { 2 };
+    match map.get("zarr_format").and_then(Value::as_u64) {
+        Some(f) if f == want => {}
+        Some(f) => return Err(format!("zarr_format {f} is not supported here (expected {want})")),
+        None => return Err(format!("metadata has no valid 'zarr_format' (expected {want})")),
+    }
+    if v3 {
+        for (key, value) in map {
+            let ignorable = value.get("must_understand").and_then(Value::as_bool) == Some(false);
+            if !V3_ARRAY_KEYS.contains(&key.as_str()) && !ignorable {
+                return Err(format!(
+                    "metadata has the extension '{key}', which a reader must understand and this one does not"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The fill value to pair with a replacement data type: NaT/integers for

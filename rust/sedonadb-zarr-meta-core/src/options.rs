@@ -185,6 +185,9 @@ impl ReadOptions {
                 return Err(ZarrMetaError::InvalidOption(format!("'arrays' names '{twice}' more than once")));
             }
         }
+        if self.crs.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(ZarrMetaError::InvalidOption("'crs' must be a non-empty string".into()));
+        }
         if self.max_concurrency == 0 || self.max_concurrency > MAX_CONCURRENCY {
             return Err(ZarrMetaError::InvalidOption(format!(
                 "'max_concurrency' must be an integer from 1 to {MAX_CONCURRENCY}"
