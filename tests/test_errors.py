@@ -255,3 +255,17 @@ def test_stream_is_single_use(tmp_path):
     assert pa.table(stream).num_rows == 300
     with pytest.raises(ZarrMetaError, match="already consumed"):
         pa.table(stream)
+
+
+def test_huge_options_json_on_both_sql_hosts(sedona, tmp_path):
+    import datafusion
+    from sedonadb_zarr_meta import register
+
+    _, uri = good_store(tmp_path)
+    big = json.dumps({"arrays": ["a"], "crs": "x" * 10_000_000})
+    query = f"SELECT * FROM sd_read_zarr_meta('{uri}', '{big}')"
+    with pytest.raises(ValueError, match="more than the 1048576 accepted"):
+        sedona.sql(query)
+    ctx = register(datafusion.SessionContext())
+    with pytest.raises(Exception, match="more than the 1048576 accepted"):
+        ctx.sql(query).to_arrow_table()
