@@ -103,6 +103,7 @@ impl MetaGroup {
         };
 
         // Only direct children that are arrays; nested groups are ignored.
+        let from_consolidated = nodes.consolidated.is_some();
         let found: Vec<(String, RawArrayMeta)> = match nodes.consolidated {
             Some(arrays) => arrays,
             None if !source.listable() && options.arrays.is_none() => {
@@ -125,11 +126,14 @@ impl MetaGroup {
         };
         let found = match &options.arrays {
             // Consolidated metadata may predate an array the user asks for.
-            Some(wanted) if wanted.iter().any(|w| !found.iter().any(|(n, _)| n == w)) => {
+            Some(wanted) if from_consolidated => {
+                let known: std::collections::HashSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
                 let missing: Vec<String> =
-                    wanted.iter().filter(|w| !found.iter().any(|(n, _)| n == *w)).cloned().collect();
+                    wanted.iter().filter(|w| !known.contains(w.as_str())).cloned().collect();
                 let mut all = found;
-                all.extend(read_arrays_metadata(&source, &prefix, &missing)?);
+                if !missing.is_empty() {
+                    all.extend(read_arrays_metadata(&source, &prefix, &missing)?);
+                }
                 all
             }
             _ => found,
@@ -138,14 +142,15 @@ impl MetaGroup {
         let selected: Vec<(String, RawArrayMeta)> = match &options.arrays {
             None => found,
             Some(wanted) => {
+                let mut by_name: std::collections::HashMap<String, RawArrayMeta> =
+                    found.into_iter().collect();
                 let mut out = Vec::with_capacity(wanted.len());
                 for w in wanted {
-                    let pos =
-                        found.iter().position(|(n, _)| n == w).ok_or_else(|| ZarrMetaError::NotFound {
-                            store: store.clone(),
-                            what: format!("array '{w}' in group '{group_name}'"),
-                        })?;
-                    out.push(found[pos].clone());
+                    let meta = by_name.remove(w).ok_or_else(|| ZarrMetaError::NotFound {
+                        store: store.clone(),
+                        what: format!("array '{w}' in group '{group_name}'"),
+                    })?;
+                    out.push((w.clone(), meta));
                 }
                 out
             }

@@ -12,6 +12,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 65_536;
 
 /// Default bound on concurrent requests to an object store.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
+/// Most arrays the `arrays` option may name.
+pub const MAX_ARRAYS: usize = 65_536;
 /// Largest accepted `max_concurrency`.
 pub const MAX_CONCURRENCY: usize = 4096;
 /// Options JSON longer than this is refused before it is parsed.
