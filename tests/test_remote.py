@@ -483,6 +483,11 @@ def test_write_meta_append_to_s3(s3, tmp_path):
     assert got.column("id").to_pylist() == table.column("id").to_pylist()
     # Consolidated metadata is current after the append: it is what the reader used.
     assert pa.table(open_meta(uri, storage_options=opts, consolidated=True).scan()).num_rows == 300
+    # mode="w" replaces the group, statistics and consolidated metadata included.
+    write_meta(table.slice(0, 50), uri, chunk_size=16, storage_options=opts)
+    replaced = open_meta(uri, storage_options=opts)
+    assert replaced.num_rows == 50 and replaced.has_stats
+    assert pa.table(replaced.scan()).column("id").to_pylist() == table.column("id").to_pylist()[:50]
 
 
 # --- http(s) -------------------------------------------------------------------------------------
