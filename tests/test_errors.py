@@ -269,3 +269,31 @@ def test_huge_options_json_on_both_sql_hosts(sedona, tmp_path):
     ctx = register(datafusion.SessionContext())
     with pytest.raises(Exception, match="more than the 1048576 accepted"):
         ctx.sql(query).to_arrow_table()
+
+
+def _forge_zstd_size(chunk: Path, size: int) -> None:
+    """Rewrite a zstd frame's header to declare ``size`` decoded bytes (blocks unchanged)."""
+    data = chunk.read_bytes()
+    assert data[:4] == b"\x28\xb5\x2f\xfd", "expected a zstd frame"
+    desc = data[4]
+    single = bool(desc & 0x20)
+    dict_bytes = [0, 1, 2, 4][desc & 0x03]
+    fcs_bytes = {0: 1 if single else 0, 1: 2, 2: 4, 3: 8}[desc >> 6]
+    start = 5 + (0 if single else 1)
+    dict_id = data[start : start + dict_bytes]
+    blocks = data[start + dict_bytes + fcs_bytes :]
+    new_desc = 0xC0 | 0x20 | (desc & 0x04) | (desc & 0x03)
+    chunk.write_bytes(data[:4] + bytes([new_desc]) + dict_id + size.to_bytes(8, "little") + blocks)
+
+
+def test_zstd_header_declaring_absurd_size_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    path, uri = good_store(tmp_path)
+    _forge_zstd_size(path / "meta" / "a" / "c" / "1", 1 << 50)
+    # In a subprocess: without the guard the decoder's allocation aborts the process.
+    script = "import sys, pyarrow as pa; from sedonadb_zarr_meta import open_meta; pa.table(open_meta(sys.argv[1]).scan())"
+    run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "array 'a'" in run.stderr and "zstd frame declares 1125899906842624 decoded bytes" in run.stderr

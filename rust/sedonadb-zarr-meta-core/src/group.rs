@@ -14,6 +14,7 @@ use crate::error::{Result, ZarrMetaError};
 use crate::geometry::{self, Crs, GeometryEncoding, GEOMETRY_NAMES};
 use crate::options::ReadOptions;
 use crate::pruning::ChunkStats;
+use crate::store::zstd_guard::ZstdGuard;
 pub use crate::store::DynStorage;
 use crate::store::Store;
 
@@ -483,6 +484,11 @@ fn open_column(
             .unwrap_or_else(|| patched_fill_value(m.get("fill_value"), replacement));
         m.insert("fill_value".into(), fill);
     }
+    let outer_zstd = outer_codec_is_zstd(&json, raw.v3);
+    let sharded = json
+        .get("codecs")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c.get("name") == Some(&Value::from("sharding_indexed"))));
     let metadata: ArrayMetadata = if raw.v3 {
         ArrayMetadata::V3(
             serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?,
@@ -492,8 +498,20 @@ fn open_column(
             serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?,
         )
     };
-    let array = Array::new_with_metadata(storage.clone(), &format!("/{prefix}{name}"), metadata)
+    let path = format!("/{prefix}{name}");
+    let mut array = Array::new_with_metadata(storage.clone(), &path, metadata.clone())
         .map_err(|e| err(format!("cannot open array: {e}")))?;
+    if outer_zstd {
+        // Bound what a zstd frame header may make the decoder allocate.
+        let rows = array.chunk_shape(&[0]).map(|s| s[0].get()).unwrap_or(0);
+        let limit = match array.data_type().fixed_size() {
+            Some(size) if !sharded => rows.saturating_mul(size as u64).saturating_add(ZSTD_SLACK_BYTES),
+            _ => MAX_CHUNK_BYTES,
+        };
+        let guarded: Arc<DynStorage> = Arc::new(ZstdGuard::new(storage.clone(), limit));
+        array = Array::new_with_metadata(guarded, &path, metadata)
+            .map_err(|e| err(format!("cannot open array: {e}")))?;
+    }
 
     let chunk_bounds = chunk_bounds(&array, shape[0]).map_err(err)?;
     if let Some(size) = array.data_type().fixed_size() {
@@ -504,6 +522,20 @@ fn open_column(
         }
     }
     Ok(MetaColumn { name: name.to_string(), kind, array, chunk_bounds, attributes })
+}
+
+/// Bytes a zstd-compressed chunk may decode to beyond its elements (checksums
+/// and other framing of inner codecs).
+const ZSTD_SLACK_BYTES: u64 = 64 << 10;
+
+/// Whether the codec applied last when encoding (first when decoding) is zstd.
+fn outer_codec_is_zstd(json: &Value, v3: bool) -> bool {
+    if v3 {
+        json.get("codecs").and_then(Value::as_array).and_then(|c| c.last()).and_then(|c| c.get("name"))
+            == Some(&Value::from("zstd"))
+    } else {
+        json.get("compressor").and_then(|c| c.get("id")) == Some(&Value::from("zstd"))
+    }
 }
 
 /// Keys of Zarr v3 array metadata; any other key is an extension.

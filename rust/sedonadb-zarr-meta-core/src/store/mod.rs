@@ -7,6 +7,7 @@
 pub mod config;
 pub mod local;
 pub mod remote;
+pub mod zstd_guard;
 
 use std::path::PathBuf;
 use std::sync::Arc;
