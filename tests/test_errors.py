@@ -293,7 +293,10 @@ def test_zstd_header_declaring_absurd_size_is_refused(tmp_path):
     path, uri = good_store(tmp_path)
     _forge_zstd_size(path / "meta" / "a" / "c" / "1", 1 << 50)
     # In a subprocess: without the guard the decoder's allocation aborts the process.
-    script = "import sys, pyarrow as pa; from sedonadb_zarr_meta import open_meta; pa.table(open_meta(sys.argv[1]).scan())"
+    script = (
+        "import sys, pyarrow as pa; from sedonadb_zarr_meta import open_meta; "
+        "pa.table(open_meta(sys.argv[1]).scan())"
+    )
     run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr[-2000:]
     assert "array 'a'" in run.stderr and "zstd frame declares 1125899906842624 decoded bytes" in run.stderr
