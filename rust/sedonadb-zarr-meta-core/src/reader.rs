@@ -107,6 +107,8 @@ pub struct BatchReader {
     failed: bool,
     /// This scan's id for the store's prefetches.
     id: u64,
+    /// Estimated bytes of each group column's widest chunk (object stores only).
+    chunk_bytes: Vec<u64>,
 }
 
 impl BatchReader {
@@ -153,6 +155,11 @@ impl BatchReader {
             pieces.extend(plan_pieces(&group, &columns, range, batch_size.max(1)));
         }
         let cache = group.columns.iter().map(|_| VecDeque::new()).collect();
+        let chunk_bytes = if group.source.is_remote() {
+            group.columns.iter().map(estimated_chunk_bytes).collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             group,
             projection,
@@ -164,6 +171,7 @@ impl BatchReader {
             metrics: Arc::default(),
             failed: false,
             id: NEXT_SCAN_ID.fetch_add(1, Ordering::Relaxed),
+            chunk_bytes,
         })
     }
 
@@ -267,10 +275,7 @@ impl BatchReader {
             let per_column = PREFETCH_BUDGET_BYTES / columns.len() as u64;
             for &c in columns {
                 let column = &group.columns[c];
-                let rows = column.chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
-                let element =
-                    column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
-                let window = (per_column / rows.saturating_mul(element).max(1))
+                let window = (per_column / self.chunk_bytes[c].max(1))
                     .clamp(1, group.options.max_concurrency as u64) as usize;
                 let mut last = column.chunk_of(piece.start);
                 let mut ahead = 0;
@@ -329,6 +334,14 @@ impl BatchReader {
         self.metrics.rows_emitted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         Ok(Some(batch))
     }
+}
+
+/// Bytes of `column`'s widest chunk, decoded: a bound on the compressed size
+/// for fixed-size types, an estimate for variable-length ones.
+fn estimated_chunk_bytes(column: &MetaColumn) -> u64 {
+    let rows = column.chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
+    let element = column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
+    rows.saturating_mul(element)
 }
 
 impl Drop for BatchReader {
