@@ -6,6 +6,10 @@ from typing import Any
 
 __version__: str
 DATAFUSION_MAJOR: int
+OPTION_KEYS: list[str]
+MAX_CONCURRENCY: int
+MAX_OPTIONS_BYTES: int
+OBJECT_STORE_SCHEMES: list[str]
 
 class ZarrMetaError(Exception):
     """Base exception of sedonadb_zarr_meta."""

@@ -10,25 +10,16 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-OPTION_KEYS: frozenset[str] = frozenset(
-    {
-        "group",
-        "arrays",
-        "geometry_columns",
-        "crs",
-        "batch_size",
-        "pushdown",
-        "storage_options",
-        "max_concurrency",
-        "consolidated",
-    }
-)
+from sedonadb_zarr_meta import _lib
 
-#: Largest accepted ``max_concurrency`` (the Rust core enforces the same bound).
-MAX_CONCURRENCY = 4096
+#: The option keys accepted everywhere (the Rust core's list).
+OPTION_KEYS: frozenset[str] = frozenset(_lib.OPTION_KEYS)
 
-#: Options JSON longer than this is refused (the Rust core enforces the same bound).
-MAX_OPTIONS_BYTES = 1 << 20
+#: Largest accepted ``max_concurrency`` (the Rust core's bound).
+MAX_CONCURRENCY: int = _lib.MAX_CONCURRENCY
+
+#: Options JSON longer than this is refused (the Rust core's bound).
+MAX_OPTIONS_BYTES: int = _lib.MAX_OPTIONS_BYTES
 
 
 def _storage_options(value: Any) -> dict[str, str | bool | int | float]:

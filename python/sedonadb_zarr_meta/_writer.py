@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sedonadb_zarr_meta import _lib
 from sedonadb_zarr_meta._options import validate_options
 
 STATS_ATTRIBUTE = "zarr_meta:stats"
@@ -47,7 +48,6 @@ _CLIENT_KEYS = frozenset(
         "pool_max_idle_per_host",
     }
 )
-_REMOTE_SCHEMES = ("s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https")
 
 
 def _obstore_kwargs(storage_options: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _open_store(uri: str | Path, storage_options: dict[str, Any] | None) -> tupl
         else:
             path = Path(text)
         return str(path), path.resolve().as_uri()
-    if scheme not in _REMOTE_SCHEMES:
+    if scheme not in _lib.OBJECT_STORE_SCHEMES:
         raise NotImplementedError(f"{text}: URI scheme {scheme!r} cannot be written")
     if scheme in ("http", "https"):
         raise NotImplementedError(f"{text}: http(s):// stores are read-only")

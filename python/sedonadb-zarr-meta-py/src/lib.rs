@@ -11,6 +11,7 @@ mod sql_calls;
 mod table_function;
 
 use pyo3::prelude::*;
+use sedonadb_zarr_meta_core::{options, store};
 
 #[pymodule]
 fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,6 +23,11 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scalar_udf::GeometryUdf>()?;
     m.add_function(wrap_pyfunction!(sql_calls::find_table_function_calls, m)?)?;
     m.add("DATAFUSION_MAJOR", host::DATAFUSION_MAJOR)?;
+    // The core's option rules, so the Python layer checks the same ones.
+    m.add("OPTION_KEYS", options::OPTION_KEYS.to_vec())?;
+    m.add("MAX_CONCURRENCY", options::MAX_CONCURRENCY)?;
+    m.add("MAX_OPTIONS_BYTES", options::MAX_OPTIONS_BYTES)?;
+    m.add("OBJECT_STORE_SCHEMES", store::OBJECT_STORE_SCHEMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

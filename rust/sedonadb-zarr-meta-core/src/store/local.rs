@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 
 use zarrs::filesystem::FilesystemStore;
 use zarrs_storage::byte_range::ByteRangeIterator;
-use zarrs_storage::{
-    ListableStorageTraits, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
-    StoreKeys, StoreKeysPrefixes, StorePrefix,
-};
+use zarrs_storage::{MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
 use crate::group::MAX_CHUNK_BYTES;
 
@@ -101,20 +98,4 @@ impl ReadableStorageTraits for LocalStorage {
     }
 }
 
-impl ListableStorageTraits for LocalStorage {
-    fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.inner.list()
-    }
-
-    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-
-    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-
-    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-        self.inner.size_prefix(prefix)
-    }
-}
+delegate_listable!(LocalStorage, inner);

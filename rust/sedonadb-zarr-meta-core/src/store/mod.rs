@@ -4,6 +4,39 @@
 //! object_store (configured by [`config`], read by [`remote`]). The group
 //! reader takes a [`Store`] and never branches on the scheme.
 
+/// `ListableStorageTraits` for a storage wrapper, passed through to its
+/// field `$inner` (wrappers only change how values are read).
+macro_rules! delegate_listable {
+    ($ty:ty, $inner:ident) => {
+        impl zarrs_storage::ListableStorageTraits for $ty {
+            fn list(&self) -> Result<zarrs_storage::StoreKeys, zarrs_storage::StorageError> {
+                zarrs_storage::ListableStorageTraits::list(&self.$inner)
+            }
+
+            fn list_prefix(
+                &self,
+                prefix: &zarrs_storage::StorePrefix,
+            ) -> Result<zarrs_storage::StoreKeys, zarrs_storage::StorageError> {
+                zarrs_storage::ListableStorageTraits::list_prefix(&self.$inner, prefix)
+            }
+
+            fn list_dir(
+                &self,
+                prefix: &zarrs_storage::StorePrefix,
+            ) -> Result<zarrs_storage::StoreKeysPrefixes, zarrs_storage::StorageError> {
+                zarrs_storage::ListableStorageTraits::list_dir(&self.$inner, prefix)
+            }
+
+            fn size_prefix(
+                &self,
+                prefix: &zarrs_storage::StorePrefix,
+            ) -> Result<u64, zarrs_storage::StorageError> {
+                zarrs_storage::ListableStorageTraits::size_prefix(&self.$inner, prefix)
+            }
+        }
+    };
+}
+
 pub mod config;
 pub mod local;
 pub mod remote;
@@ -25,7 +58,7 @@ use remote::{Remote, RemoteStorage};
 pub type DynStorage = dyn ReadableListableStorageTraits;
 
 /// URI schemes read through object_store.
-const OBJECT_STORE_SCHEMES: [&str; 10] =
+pub const OBJECT_STORE_SCHEMES: [&str; 10] =
     ["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https"];
 
 /// An opened store: local or remote, with the same reading interface.

@@ -7,10 +7,7 @@
 use std::sync::Arc;
 
 use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
-use zarrs_storage::{
-    Bytes, ListableStorageTraits, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError,
-    StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix,
-};
+use zarrs_storage::{Bytes, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
 use super::DynStorage;
 
@@ -100,23 +97,7 @@ impl ReadableStorageTraits for ZstdGuard {
     }
 }
 
-impl ListableStorageTraits for ZstdGuard {
-    fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.inner.list()
-    }
-
-    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-
-    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-
-    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-        self.inner.size_prefix(prefix)
-    }
-}
+delegate_listable!(ZstdGuard, inner);
 
 #[cfg(test)]
 mod tests {
