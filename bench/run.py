@@ -243,19 +243,8 @@ def upload(server, bucket: str, store: Path, name: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import obstore
-    import obstore.store
 
-    target = obstore.store.S3Store(
-        bucket,
-        prefix=name,
-        config={
-            "endpoint": server.moto_url,
-            "region": "us-east-1",
-            "access_key_id": "bench",
-            "secret_access_key": "bench-secret",
-        },
-        client_options={"allow_http": True},
-    )
+    target = server.obstore_store(bucket, name)
     files = [f for f in store.rglob("*") if f.is_file()]
 
     def put(f: Path) -> None:
@@ -271,19 +260,8 @@ def network_floor(server, bucket: str, name: str) -> float:
     import time
 
     import obstore
-    import obstore.store
 
-    store = obstore.store.S3Store(
-        bucket,
-        prefix=name,
-        config={
-            "endpoint": server.url,
-            "region": "us-east-1",
-            "access_key_id": "bench",
-            "secret_access_key": "bench-secret",
-        },
-        client_options={"allow_http": True},
-    )
+    store = server.obstore_store(bucket, name, proxied=True)
     keys = [m["path"] for batch in obstore.list(store) for m in batch if "/c/" in m["path"]]
 
     async def fetch_all() -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import shapely
 import zarr
@@ -70,6 +71,20 @@ def items(n: int = 500, seed: int = 7) -> dict[str, np.ndarray]:
         "cloud_cover": rng.uniform(0, 100, n).astype("float32"),
         "bbox": np.array(shapely.to_wkb(boxes), dtype=object),
     }
+
+
+def items_table(n: int = 500, seed: int = 7) -> pa.Table:
+    """:func:`items` as a pyarrow Table, the input ``write_meta`` takes (bbox as WKB binary)."""
+    data = items(n, seed)
+    return pa.table(
+        {
+            "id": data["id"].tolist(),
+            "collection": data["collection"].tolist(),
+            "date": pa.array(data["date"]),
+            "cloud_cover": pa.array(data["cloud_cover"]),
+            "bbox": pa.array(data["bbox"].tolist(), pa.binary()),
+        }
+    )
 
 
 def regions_parquet(path: Path, boxes: dict[str, tuple[float, float, float, float]]) -> Path:

@@ -279,6 +279,25 @@ class S3Server:
         self.url = f"http://127.0.0.1:{proxy_port}"
         self.control = ProxyClient(self.url)
 
+    def obstore_store(
+        self, bucket: str, prefix: str, *, proxied: bool = False, secret: str = "testing"
+    ) -> Any:
+        """An obstore ``S3Store`` for ``bucket/prefix``: straight to the server (not counted by the
+        proxy), or through the proxy with ``proxied=True``."""
+        import obstore.store
+
+        return obstore.store.S3Store(
+            bucket,
+            prefix=prefix,
+            config={
+                "endpoint": self.url if proxied else self.moto_url,
+                "region": "us-east-1",
+                "access_key_id": "testing",
+                "secret_access_key": secret,
+            },
+            client_options={"allow_http": True},
+        )
+
     def create_bucket(self, name: str) -> None:
         request = urllib.request.Request(f"{self.moto_url}/{name}", method="PUT")
         urllib.request.urlopen(request, timeout=10).close()

@@ -13,7 +13,7 @@ import pytest
 import shapely
 from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
 
-from .conftest import items, write_group
+from .conftest import items_table, write_group
 
 N = 3000
 CHUNK = 250
@@ -22,17 +22,7 @@ POINT = "POINT(0 0)"
 
 
 def _table() -> pa.Table:
-    data = items(N, seed=11)
-    return pa.table(
-        {
-            "id": data["id"].tolist(),
-            "collection": data["collection"].tolist(),
-            "date": pa.array(data["date"]),
-            "cloud_cover": pa.array(data["cloud_cover"]),
-            "n": pa.array(np.arange(N, dtype="int64")),
-            "bbox": pa.array(data["bbox"].tolist(), pa.binary()),
-        }
-    )
+    return items_table(N, seed=11).append_column("n", pa.array(np.arange(N, dtype="int64")))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import zarr
 from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
 
 from . import s3proxy
-from .conftest import items, regions_parquet, sjoin_pairs, write_group
+from .conftest import items, items_table, regions_parquet, sjoin_pairs, write_group
 from .s3proxy import S3Server, free_port, start_process, wait_for
 
 BUCKET = "catalog"
@@ -53,33 +53,11 @@ def s3_options(server: S3Server, **extra) -> dict:
 
 def zarr_s3_store(server: S3Server, path: str):
     """zarr-python's obstore-backed store writing straight to the S3 server (not counted)."""
-    import obstore.store
-
-    store = obstore.store.S3Store(
-        BUCKET,
-        prefix=path,
-        config={
-            "endpoint": server.moto_url,
-            "region": "us-east-1",
-            "access_key_id": "testing",
-            "secret_access_key": SECRET,
-        },
-        client_options={"allow_http": True},
-    )
-    return zarr.storage.ObjectStore(store)
+    return zarr.storage.ObjectStore(server.obstore_store(BUCKET, path, secret=SECRET))
 
 
 def _table(n: int = N) -> pa.Table:
-    data = items(n, seed=5)
-    return pa.table(
-        {
-            "id": data["id"].tolist(),
-            "collection": data["collection"].tolist(),
-            "date": pa.array(data["date"]),
-            "cloud_cover": pa.array(data["cloud_cover"]),
-            "bbox": pa.array(data["bbox"].tolist(), pa.binary()),
-        }
-    )
+    return items_table(n, seed=5)
 
 
 @pytest.fixture(scope="module")
