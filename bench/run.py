@@ -18,9 +18,13 @@ Printed, each as a ratio of medians measured in this run:
 4. the same stores on a loopback S3 server (moto) behind a proxy adding 20 ms
    to every request: D1 full scan vs zarr-datafusion-search reading the same
    server and vs our local-disk time; the D2 selective query vs the D2 full
-   scan; requests and bytes fetched per query (counted by the proxy).
+   scan; requests and bytes fetched per query (counted by the proxy);
+5. D1 copied into an Icechunk repository on local disk (same chunks and
+   codecs, written by Python icechunk): full scan vs the plain store, measured
+   interleaved in this run.
 
-Usage: ``python bench/run.py [--quick]`` (``--quick`` shrinks D1/D2 tenfold).
+Usage: ``python bench/run.py [--quick] [--only icechunk]`` (``--quick`` shrinks
+D1/D2 tenfold; ``--only`` runs one section).
 """
 
 from __future__ import annotations
@@ -157,13 +161,17 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", choices=["icechunk"], help="run only this section")
     a = p.parse_args()
     scale = 10 if a.quick else 1
     n1, n2 = 1_000_000 // scale, 10_000_000 // scale
     a.data.mkdir(parents=True, exist_ok=True)
     d1 = make_d1(a.data / f"d1-{n1}.zarr", n1)
-    d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
     py, script, rep = sys.executable, HERE / "measure.py", ["--repeat", str(a.repeat)]
+    if a.only == "icechunk":
+        icechunk_scan(py, d1, a.data / f"d1-{n1}.icechunk", rep)
+        return
+    d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
 
     print(f"\n== 1. full scan of D1 ({n1:,} rows) into an Arrow table ==")
     ours_core = measure(py, script, "core", d1, *rep)
@@ -236,6 +244,60 @@ def main() -> None:
     )
 
     remote(py, d1, d2, rep, median(ours_sql), where)
+    icechunk_scan(py, d1, a.data / f"d1-{n1}.icechunk", rep)
+
+
+def make_d1_icechunk(plain: str, path: Path) -> str | None:
+    """D1's arrays copied chunk for chunk (same chunking, same codecs) into an
+    Icechunk repository, one commit."""
+    try:
+        import icechunk
+    except ImportError:
+        return None
+    import zarr
+
+    if not (path / "repo").exists():
+        src = zarr.open_group(plain.removeprefix("file://"), mode="r")["meta"]
+        repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+        session = repo.writable_session("main")
+        dst = zarr.open_group(session.store, mode="w").create_group("meta")
+        for name, arr in src.arrays():
+            out = dst.create_array(
+                name,
+                shape=arr.shape,
+                dtype=arr.dtype,
+                chunks=arr.chunks,
+                compressors=arr.compressors,
+                filters=arr.filters,
+                serializer=arr.serializer,
+            )
+            out[:] = arr[:]
+            out.attrs.update(dict(arr.attrs))
+        session.commit("D1")
+    return path.resolve().as_uri()
+
+
+def icechunk_scan(py: str, d1: str, path: Path, rep: list[str]) -> None:
+    print("\n== 5. D1 in an Icechunk repository on local disk vs the plain store ==")
+    repo = make_d1_icechunk(d1, path)
+    if repo is None:
+        print("  skipped: the icechunk package (Python >= 3.12) is not installed")
+        return
+    script = HERE / "measure.py"
+    runs: dict[str, list[float]] = {}
+    rows: dict[str, int] = {}
+    # Interleave the two stores so drift in machine load hits both alike.
+    for _ in range(3):
+        for surface in ("sedonadb-sql", "core"):
+            for name, store in (("plain", d1), ("icechunk", repo)):
+                m = measure(py, script, surface, store, *rep)
+                runs.setdefault(f"{surface} {name}", []).extend(m["seconds"])
+                rows[f"{surface} {name}"] = m["rows"]
+    for key, seconds in runs.items():
+        print(f"  {key:26s} median {statistics.median(seconds):7.3f} s  rows {rows[key]:,}")
+    for surface in ("sedonadb-sql", "core"):
+        ratio = statistics.median(runs[f"{surface} icechunk"]) / statistics.median(runs[f"{surface} plain"])
+        print(f"  ratio Icechunk / plain store ({surface}): {ratio:5.2f}x")
 
 
 def upload(server, bucket: str, store: Path, name: str) -> None:

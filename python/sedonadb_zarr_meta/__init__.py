@@ -17,6 +17,7 @@ from typing import Any
 
 from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
 from sedonadb_zarr_meta._lib import __version__ as __version__
+from sedonadb_zarr_meta._icechunk import RepositoryVersions, Snapshot, list_versions
 from sedonadb_zarr_meta._options import OPTION_KEYS, options_json, validate_options
 from sedonadb_zarr_meta._writer import write_meta
 
@@ -24,8 +25,11 @@ __all__ = [
     "OPTION_KEYS",
     "BatchStream",
     "MetaTable",
+    "RepositoryVersions",
+    "Snapshot",
     "ZarrMetaError",
     "ZarrMetaSpec",
+    "list_versions",
     "open_meta",
     "register",
     "write_meta",

@@ -68,3 +68,6 @@ class GeometryUdf:
 def find_table_function_calls(
     sql: str, function: str, signature: str
 ) -> list[tuple[int, int, list[str]]]: ...
+def list_versions(
+    uri: str, options_json: str | None = None
+) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str | None, int, str]]]: ...

@@ -22,6 +22,10 @@ MAX_CONCURRENCY: int = _lib.MAX_CONCURRENCY
 MAX_OPTIONS_BYTES: int = _lib.MAX_OPTIONS_BYTES
 
 
+#: Options choosing the version of an Icechunk repository (at most one).
+_VERSION_KEYS = ("branch", "tag", "snapshot")
+
+
 def _storage_options(value: Any) -> dict[str, str | bool | int | float]:
     """Object-store configuration: string keys, scalar values (never echoed: they may be secrets)."""
     if not isinstance(value, Mapping):
@@ -92,7 +96,13 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise ValueError(f"option 'max_concurrency' must be at most {MAX_CONCURRENCY}, got {value!r}")
         elif key == "storage_options":
             value = _storage_options(value)
+        elif key in _VERSION_KEYS:
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"option {key!r} must be a non-empty string, got {value!r}")
         out[key] = value
+    chosen = [k for k in _VERSION_KEYS if k in out]
+    if len(chosen) > 1:
+        raise ValueError(f"at most one of 'branch', 'tag' and 'snapshot' may be given, got {' and '.join(chosen)}")
     return out
 
 

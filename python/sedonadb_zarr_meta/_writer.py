@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sedonadb_zarr_meta import _lib
+from sedonadb_zarr_meta import _icechunk, _lib
 from sedonadb_zarr_meta._options import validate_options
 
 STATS_ATTRIBUTE = "zarr_meta:stats"
@@ -108,6 +108,27 @@ def _open_store(uri: str | Path, storage_options: dict[str, Any] | None) -> tupl
 
     store = obstore.store.from_url(text, **_obstore_kwargs(dict(storage_options or {})))
     return zarr.storage.ObjectStore(store), text
+
+
+def _holds_repository(uri: str | Path, storage_options: dict[str, Any] | None) -> bool:
+    """Whether ``uri`` holds an Icechunk repository (checked by its marker objects)."""
+    text = str(uri)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("", "file"):
+        path, _ = _open_store(uri, None)
+        return any((Path(path) / marker).is_file() for marker in _icechunk.MARKERS)
+    if scheme not in _lib.OBJECT_STORE_SCHEMES or scheme in ("http", "https"):
+        return False
+    import obstore.store
+
+    store = obstore.store.from_url(text, **_obstore_kwargs(dict(storage_options or {})))
+    for marker in _icechunk.MARKERS:
+        try:
+            store.head(marker)
+            return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _consolidate(store: Any, group: str) -> None:
@@ -385,8 +406,12 @@ def write_meta(
     geometry_columns: Sequence[str] | None = None,
     zarr_format: int = 3,
     storage_options: dict[str, Any] | None = None,
+    icechunk: bool | None = None,
+    branch: str | None = None,
+    message: str | None = None,
+    session: Any = None,
 ) -> str:
-    """Write item metadata as the ``meta`` group of a Zarr store.
+    """Write item metadata as the ``meta`` group of a Zarr store or Icechunk repository.
 
     Args:
         data: a pyarrow Table (``geoarrow.wkb`` fields are geometry), a
@@ -404,9 +429,17 @@ def write_meta(
         storage_options: object-store configuration, the same keys the
             readers take (e.g. ``{"aws_endpoint": ..., "aws_region": ...}``);
             they override the environment.
+        icechunk: write into an Icechunk repository at ``uri``, creating it
+            if missing (``True``); never (``False``); default: when ``uri``
+            already holds one. Needs the ``icechunk`` package (Python ≥ 3.12).
+        branch: Icechunk: the branch written (default ``main``).
+        message: Icechunk: the commit message (default: a summary of the write).
+        session: a writable ``icechunk.Session`` to write into instead of
+            ``uri``'s; the caller commits it (``uri`` is then only reported).
 
-    The group's consolidated metadata is (re)written after every write, so
-    readers on object stores open it in one round trip.
+    Icechunk writes are one commit: a write that fails leaves the branch as it
+    was. Plain stores get their consolidated metadata (re)written after every
+    write, so readers on object stores open them in one round trip.
 
     Returns:
         The store's URI (``file://`` for local stores).
@@ -418,18 +451,47 @@ def write_meta(
         raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    storage_options = validate_options({"storage_options": storage_options or {}}).get("storage_options")
+    write = (group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
     with warnings.catch_warnings():
         # zarr-python flags vlen-bytes as lacking a final v3 spec; it is the
         # reference writer's own encoding and reads back everywhere we need.
         warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
         # Consolidated metadata is what zarr-python itself writes and reads for v3.
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        store, uri_out = _open_store(
-            uri, validate_options({"storage_options": storage_options or {}}).get("storage_options")
-        )
-        _write(data, store, uri_out, group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
+        if session is not None:
+            _write(data, session.store, str(uri), *write)
+            return str(uri)
+        if icechunk is None:
+            icechunk = _holds_repository(uri, storage_options)
+        if icechunk:
+            return _write_icechunk(data, uri, storage_options, branch, message, write)
+        if branch is not None or message is not None:
+            raise ValueError(f"{uri}: 'branch' and 'message' apply to Icechunk repositories, and this store is not one")
+        store, uri_out = _open_store(uri, storage_options)
+        _write(data, store, uri_out, *write)
         _consolidate(store, group)
         return uri_out
+
+
+def _write_icechunk(
+    data: Any,
+    uri: str | Path,
+    storage_options: dict[str, Any] | None,
+    branch: str | None,
+    message: str | None,
+    write: tuple[Any, ...],
+) -> str:
+    """Write into a new session of ``uri``'s repository and commit it."""
+    text = str(uri)
+    if "://" not in text:
+        text = Path(text).resolve().as_uri()
+    location = str(uri) if "://" in str(uri) else str(Path(str(uri)).resolve())
+    session = _icechunk.writable_session(location, storage_options, branch or _icechunk.DEFAULT_BRANCH, True)
+    rows = _write(data, session.store, text, *write)
+    mode = write[4]
+    session.commit(message or f"write_meta: {'appended' if mode == 'a' else 'wrote'} {rows} rows")
+    return text
 
 
 def _write(
@@ -443,7 +505,8 @@ def _write(
     mode: str,
     geometry_columns: Sequence[str] | None,
     zarr_format: int,
-) -> None:
+) -> int:
+    """Write ``data`` into ``store``; returns the number of rows written."""
     import zarr
 
     table, crs_by_column = _as_table(data)
@@ -481,7 +544,7 @@ def _write(
         if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
             attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
         g.attrs.update(attrs)
-        return
+        return len(table)
 
     # Append: same columns; statistics recomputed for the blocks that change.
     g = root[group] if group else root
@@ -502,7 +565,7 @@ def _write(
         # The group had no (or stale) statistics: leave it without.
         if STATS_ATTRIBUTE in g.attrs:
             del g.attrs[STATS_ATTRIBUTE]
-        return
+        return len(table)
     first = (old_n // block_rows) * block_rows  # first block that changes
     stats = dict(old["columns"])
     for c in columns:
@@ -520,3 +583,4 @@ def _write(
         "block_rows": block_rows,
         "columns": stats,
     }
+    return len(table)

@@ -9,6 +9,7 @@ mod scalar_udf;
 mod sedona_table;
 mod sql_calls;
 mod table_function;
+mod versions;
 
 use pyo3::prelude::*;
 use sedonadb_zarr_meta_core::{options, store};
@@ -22,6 +23,7 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<table_function::ZarrMetaTableFunction>()?;
     m.add_class::<scalar_udf::GeometryUdf>()?;
     m.add_function(wrap_pyfunction!(sql_calls::find_table_function_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(versions::list_versions, m)?)?;
     m.add("DATAFUSION_MAJOR", host::DATAFUSION_MAJOR)?;
     // The core's option rules, so the Python layer checks the same ones.
     m.add("OPTION_KEYS", options::OPTION_KEYS.to_vec())?;

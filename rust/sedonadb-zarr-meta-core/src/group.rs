@@ -67,7 +67,16 @@ impl MetaGroup {
     /// Open `options.group` of the store at `uri`.
     pub fn open(uri: &str, options: ReadOptions) -> Result<Self> {
         let store = Store::open(uri, &options)?;
-        Self::open_store(store, options)
+        match Self::open_store(store.clone(), options.clone()) {
+            // An object store whose root holds an Icechunk repository.
+            Err(e @ ZarrMetaError::NotFound { .. }) if store.version().is_none() && store.is_remote() => {
+                match store.as_icechunk(uri, &options)? {
+                    Some(repository) => Self::open_store(repository, options),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Open a group of an already-opened zarrs storage.

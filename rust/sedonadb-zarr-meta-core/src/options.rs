@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Result, ZarrMetaError};
+use crate::store::icechunk::Version;
 
 /// Default number of rows per emitted `RecordBatch`.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
@@ -20,7 +21,7 @@ pub const MAX_CONCURRENCY: usize = 4096;
 pub const MAX_OPTIONS_BYTES: usize = 1 << 20;
 
 /// The option keys accepted everywhere, in documentation order.
-pub const OPTION_KEYS: [&str; 9] = [
+pub const OPTION_KEYS: [&str; 12] = [
     "group",
     "arrays",
     "geometry_columns",
@@ -30,6 +31,9 @@ pub const OPTION_KEYS: [&str; 9] = [
     "storage_options",
     "max_concurrency",
     "consolidated",
+    "branch",
+    "tag",
+    "snapshot",
 ];
 
 /// Object-store configuration (`storage_options`): object_store keys such as
@@ -100,6 +104,15 @@ pub struct ReadOptions {
     /// never stale).
     #[serde(default)]
     pub consolidated: Option<bool>,
+    /// Icechunk repositories: read the tip of this branch (default `main`).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Icechunk repositories: read the snapshot this tag names.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Icechunk repositories: read this snapshot (its id).
+    #[serde(default)]
+    pub snapshot: Option<String>,
 }
 
 fn default_max_concurrency() -> usize {
@@ -130,6 +143,9 @@ impl Default for ReadOptions {
             storage_options: StorageOptions::default(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             consolidated: None,
+            branch: None,
+            tag: None,
+            snapshot: None,
         }
     }
 }
@@ -190,12 +206,35 @@ impl ReadOptions {
         if self.crs.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err(ZarrMetaError::InvalidOption("'crs' must be a non-empty string".into()));
         }
+        let versions = [("branch", &self.branch), ("tag", &self.tag), ("snapshot", &self.snapshot)];
+        let chosen: Vec<&str> = versions.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
+        if chosen.len() > 1 {
+            return Err(ZarrMetaError::InvalidOption(format!(
+                "at most one of 'branch', 'tag' and 'snapshot' may be given, got {}",
+                chosen.join(" and ")
+            )));
+        }
+        if let Some((key, _)) =
+            versions.iter().find(|(_, v)| v.as_deref().is_some_and(|v| v.trim().is_empty()))
+        {
+            return Err(ZarrMetaError::InvalidOption(format!("'{key}' must be a non-empty string")));
+        }
         if self.max_concurrency == 0 || self.max_concurrency > MAX_CONCURRENCY {
             return Err(ZarrMetaError::InvalidOption(format!(
                 "'max_concurrency' must be an integer from 1 to {MAX_CONCURRENCY}"
             )));
         }
         Ok(())
+    }
+
+    /// The Icechunk version these options choose, if any.
+    pub fn version(&self) -> Option<Version> {
+        match (&self.branch, &self.tag, &self.snapshot) {
+            (Some(b), _, _) => Some(Version::Branch(b.clone())),
+            (_, Some(t), _) => Some(Version::Tag(t.clone())),
+            (_, _, Some(s)) => Some(Version::Snapshot(s.clone())),
+            _ => None,
+        }
     }
 
     /// The group path in the form zarrs expects (`/meta`, `/` for the root).
@@ -236,6 +275,12 @@ mod tests {
         assert!(e.contains("not valid JSON"), "{e}");
         let e = ReadOptions::from_json(r#"{"max_concurrency": 0}"#).unwrap_err().to_string();
         assert!(e.contains("max_concurrency"), "{e}");
+        let e = ReadOptions::from_json(r#"{"branch": "dev", "tag": "v1"}"#).unwrap_err().to_string();
+        assert!(e.contains("at most one of 'branch', 'tag' and 'snapshot'"), "{e}");
+        let e = ReadOptions::from_json(r#"{"tag": " "}"#).unwrap_err().to_string();
+        assert!(e.contains("'tag' must be a non-empty string"), "{e}");
+        let o = ReadOptions::from_json(r#"{"snapshot": "1CECHNKREP0F1RSTCMT0"}"#).unwrap();
+        assert_eq!(o.version(), Some(Version::Snapshot("1CECHNKREP0F1RSTCMT0".into())));
     }
 
     #[test]

@@ -27,16 +27,35 @@ use crate::group::MetaGroup;
 use crate::pruning::Predicate;
 use crate::reader::{partition_ranges, BatchReader, ScanMetrics};
 
+/// Schema metadata key telling apart the tables of different calls (see
+/// [`ZarrMetaTable::with_source`]).
+pub const SOURCE_METADATA_KEY: &str = "sedonadb_zarr_meta:source";
+
 /// A `meta` group as a DataFusion table.
 #[derive(Debug, Clone)]
 pub struct ZarrMetaTable {
     group: Arc<MetaGroup>,
+    schema: SchemaRef,
     metrics: Arc<ScanMetrics>,
 }
 
 impl ZarrMetaTable {
     pub fn new(group: Arc<MetaGroup>) -> Self {
-        Self { group, metrics: Arc::default() }
+        Self { schema: group.schema.clone(), group, metrics: Arc::default() }
+    }
+
+    /// Mark the schema with `source` (a digest of the call that opened it).
+    ///
+    /// DataFusion compares table scans by name and schema, not by provider,
+    /// and every table-function call is named after the function: without
+    /// this, `(SELECT count(*) FROM sd_read_zarr_meta('a'))` and the same over
+    /// `'b'` (or another version of one repository) in one query would be
+    /// taken for one subquery and both answered from `'a'`.
+    pub fn with_source(mut self, source: String) -> Self {
+        let mut metadata = self.schema.metadata().clone();
+        metadata.insert(SOURCE_METADATA_KEY.to_string(), source);
+        self.schema = Arc::new(self.schema.as_ref().clone().with_metadata(metadata));
+        self
     }
 
     /// Whether filters are used to skip chunks (the `pushdown` option).
@@ -63,7 +82,7 @@ impl ZarrMetaTable {
     ) -> DFResult<Arc<ZarrMetaExec>> {
         let projection: Vec<usize> =
             projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
-        let schema = Arc::new(self.group.schema.project(&projection)?);
+        let schema = Arc::new(self.schema.project(&projection)?);
         let predicates: Vec<Predicate> = if self.pushdown() {
             filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
         } else {
@@ -86,7 +105,7 @@ impl ZarrMetaTable {
 #[async_trait]
 impl TableProvider for ZarrMetaTable {
     fn schema(&self) -> SchemaRef {
-        self.group.schema.clone()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -119,7 +138,7 @@ impl TableProvider for ZarrMetaTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        let mut stats = Statistics::new_unknown(&self.group.schema);
+        let mut stats = Statistics::new_unknown(&self.schema);
         stats.num_rows = Precision::Exact(self.group.num_rows as usize);
         Some(stats)
     }
@@ -257,8 +276,17 @@ impl ExecutionPlan for ZarrMetaExec {
         let store = self.group.store.clone();
         let limit = self.limit;
         crate::runtime::spawn_blocking(move || produce(reader, limit, &store, &tx));
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        // Batches carry the plan's schema, metadata included.
+        let schema = self.schema.clone();
+        let stream = futures::stream::unfold(rx, move |mut rx| {
+            let schema = schema.clone();
+            async move {
+                let item = rx.recv().await?;
+                let item =
+                    item.and_then(|b: RecordBatch| b.with_schema(schema).map_err(DataFusionError::from));
+                Some((item, rx))
+            }
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
     }
 

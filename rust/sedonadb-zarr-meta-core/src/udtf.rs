@@ -1,5 +1,6 @@
 //! The SQL table function `sd_read_zarr_meta(uri [, options_json])`.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion_catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -53,8 +54,16 @@ impl ZarrMetaTableFunction {
     /// Open the table a call names.
     pub fn open(&self, exprs: &[Expr]) -> DFResult<Arc<ZarrMetaTable>> {
         let (uri, options) = parse_call_args(exprs)?;
+        // A digest of the arguments (never the arguments: they may hold secrets).
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for e in exprs {
+            e.to_string().hash(&mut hasher);
+        }
         let group = MetaGroup::open(&uri, options)?;
-        Ok(Arc::new(ZarrMetaTable::new(Arc::new(group))))
+        Ok(Arc::new(
+            ZarrMetaTable::new(Arc::new(group))
+                .with_source(format!("{FUNCTION_NAME} call {:016x}", hasher.finish())),
+        ))
     }
 }
 

@@ -6,12 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::http::HttpBuilder;
-use object_store::path::Path;
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
 use crate::error::{Result, ZarrMetaError};
@@ -62,15 +56,12 @@ fn invalid(display: &str, message: String) -> ZarrMetaError {
     ZarrMetaError::InvalidOption(format!("{display}: {message}"))
 }
 
-/// Our own keys: retries and the retry time budget.
-fn retry_config(display: &str, options: &StorageOptions) -> Result<RetryConfig> {
-    let mut retry = RetryConfig {
-        max_retries: DEFAULT_MAX_RETRIES,
-        retry_timeout: Duration::from_secs_f64(DEFAULT_RETRY_TIMEOUT_SECS),
-        backoff: BackoffConfig::default(),
-    };
+/// Our own keys: retries and the retry time budget (seconds).
+fn retry_policy(display: &str, options: &StorageOptions) -> Result<(usize, Duration)> {
+    let mut max_retries = DEFAULT_MAX_RETRIES;
+    let mut retry_timeout = Duration::from_secs_f64(DEFAULT_RETRY_TIMEOUT_SECS);
     if let Some(v) = options.0.get("max_retries") {
-        retry.max_retries = v.parse().map_err(|_| {
+        max_retries = v.parse().map_err(|_| {
             invalid(
                 display,
                 format!("storage option 'max_retries' must be a non-negative integer, got '{v}'"),
@@ -82,9 +73,9 @@ fn retry_config(display: &str, options: &StorageOptions) -> Result<RetryConfig> 
         let secs = secs.ok_or_else(|| {
             invalid(display, format!("storage option 'retry_timeout' must be a number of seconds, got '{v}'"))
         })?;
-        retry.retry_timeout = Duration::from_secs_f64(secs.min(86_400.0));
+        retry_timeout = Duration::from_secs_f64(secs.min(86_400.0));
     }
-    Ok(retry)
+    Ok((max_retries, retry_timeout))
 }
 
 /// Collects secrets of the environment variables a builder reads.
@@ -122,73 +113,108 @@ where
     Ok(builder)
 }
 
-/// Build the object store for `url` (whose scheme object_store recognised).
-/// Returns the store (rooted at the bucket, container or HTTP base), the path
-/// of the Zarr store inside it, and the redactor of the secrets involved.
-pub fn build_store(
-    display: &str,
-    url: &Url,
-    options: &StorageOptions,
-) -> Result<(Arc<dyn ObjectStore>, Path, Redactor)> {
-    let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| {
-        invalid(
-            display,
-            format!("not a valid object store URL ({e}); expected e.g. s3://bucket/path/store.zarr"),
-        )
-    })?;
-    let retry = retry_config(display, options)?;
-    let mut redactor = Redactor::default();
-    for (key, value) in &options.0 {
-        redactor.add(key, value);
-    }
-    match scheme {
-        ObjectStoreScheme::AmazonS3 => env_secrets(&mut redactor, "AWS_"),
-        ObjectStoreScheme::GoogleCloudStorage => env_secrets(&mut redactor, "GOOGLE_"),
-        ObjectStoreScheme::MicrosoftAzure => env_secrets(&mut redactor, "AZURE_"),
-        _ => {}
-    }
-    let build_err = |e: object_store::Error| invalid(display, redactor.redact(&e.to_string()));
-    let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme {
-        ObjectStoreScheme::AmazonS3 => {
-            let builder = AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
-            let builder =
-                apply(display, "s3://", builder, options, |b, k: AmazonS3ConfigKey, v| b.with_config(k, v))?;
-            (Arc::new(builder.build().map_err(build_err)?), path)
-        }
-        ObjectStoreScheme::GoogleCloudStorage => {
-            let builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry);
-            let builder =
-                apply(display, "gs://", builder, options, |b, k: GoogleConfigKey, v| b.with_config(k, v))?;
-            (Arc::new(builder.build().map_err(build_err)?), path)
-        }
-        ObjectStoreScheme::MicrosoftAzure => {
-            let builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry);
-            let builder =
-                apply(display, "Azure", builder, options, |b, k: AzureConfigKey, v| b.with_config(k, v))?;
-            (Arc::new(builder.build().map_err(build_err)?), path)
-        }
-        ObjectStoreScheme::Http => {
-            // The store's URL is the base; keys are relative to it.
-            let mut base = url.clone();
-            base.set_path(url.path().trim_end_matches('/'));
-            let mut builder = HttpBuilder::new().with_url(base.as_str()).with_retry(retry);
-            if url.scheme() == "http" {
-                // The user wrote http:// explicitly.
-                builder = builder.with_config(ClientConfigKey::AllowHttp, "true");
-            }
-            let builder = apply(display, "http(s)://", builder, options, |b, k: ClientConfigKey, v| {
-                b.with_config(k, v)
+/// `build_store` for one object_store major version: the 0.13 line serves
+/// plain Zarr stores (with DataFusion), the 0.14 line Icechunk repositories
+/// (icechunk 2.3 is built on it). Both are configured the same way.
+macro_rules! build_store_fn {
+    ($os:ident) => {
+        /// Build the object store for `url` (whose scheme object_store recognised).
+        /// Returns the store (rooted at the bucket, container or HTTP base), the path
+        /// of the Zarr store inside it, and the redactor of the secrets involved.
+        pub fn build_store(
+            display: &str,
+            url: &Url,
+            options: &StorageOptions,
+        ) -> Result<(Arc<dyn $os::ObjectStore>, $os::path::Path, Redactor)> {
+            let (scheme, path) = $os::ObjectStoreScheme::parse(url).map_err(|e| {
+                invalid(
+                    display,
+                    format!("not a valid object store URL ({e}); expected e.g. s3://bucket/path/store.zarr"),
+                )
             })?;
-            (Arc::new(builder.build().map_err(build_err)?), Path::default())
-        }
-        other => {
-            return Err(ZarrMetaError::Unsupported(format!(
-                "{display}: object store scheme {other:?} is not supported"
-            )))
+            let (max_retries, retry_timeout) = retry_policy(display, options)?;
+            let retry =
+                $os::RetryConfig { max_retries, retry_timeout, backoff: $os::BackoffConfig::default() };
+            let mut redactor = Redactor::default();
+            for (key, value) in &options.0 {
+                redactor.add(key, value);
+            }
+            match scheme {
+                $os::ObjectStoreScheme::AmazonS3 => env_secrets(&mut redactor, "AWS_"),
+                $os::ObjectStoreScheme::GoogleCloudStorage => env_secrets(&mut redactor, "GOOGLE_"),
+                $os::ObjectStoreScheme::MicrosoftAzure => env_secrets(&mut redactor, "AZURE_"),
+                _ => {}
+            }
+            let build_err = |e: $os::Error| invalid(display, redactor.redact(&e.to_string()));
+            let (store, prefix): (Arc<dyn $os::ObjectStore>, $os::path::Path) = match scheme {
+                $os::ObjectStoreScheme::AmazonS3 => {
+                    let builder =
+                        $os::aws::AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
+                    let builder =
+                        apply(display, "s3://", builder, options, |b, k: $os::aws::AmazonS3ConfigKey, v| {
+                            b.with_config(k, v)
+                        })?;
+                    (Arc::new(builder.build().map_err(build_err)?), path)
+                }
+                $os::ObjectStoreScheme::GoogleCloudStorage => {
+                    let builder = $os::gcp::GoogleCloudStorageBuilder::from_env()
+                        .with_url(url.as_str())
+                        .with_retry(retry);
+                    let builder =
+                        apply(display, "gs://", builder, options, |b, k: $os::gcp::GoogleConfigKey, v| {
+                            b.with_config(k, v)
+                        })?;
+                    (Arc::new(builder.build().map_err(build_err)?), path)
+                }
+                $os::ObjectStoreScheme::MicrosoftAzure => {
+                    let builder = $os::azure::MicrosoftAzureBuilder::from_env()
+                        .with_url(url.as_str())
+                        .with_retry(retry);
+                    let builder =
+                        apply(display, "Azure", builder, options, |b, k: $os::azure::AzureConfigKey, v| {
+                            b.with_config(k, v)
+                        })?;
+                    (Arc::new(builder.build().map_err(build_err)?), path)
+                }
+                $os::ObjectStoreScheme::Http => {
+                    // The store's URL is the base; keys are relative to it.
+                    let mut base = url.clone();
+                    base.set_path(url.path().trim_end_matches('/'));
+                    let mut builder = $os::http::HttpBuilder::new().with_url(base.as_str()).with_retry(retry);
+                    if url.scheme() == "http" {
+                        // The user wrote http:// explicitly.
+                        builder = builder.with_config($os::ClientConfigKey::AllowHttp, "true");
+                    }
+                    let builder =
+                        apply(display, "http(s)://", builder, options, |b, k: $os::ClientConfigKey, v| {
+                            b.with_config(k, v)
+                        })?;
+                    (Arc::new(builder.build().map_err(build_err)?), $os::path::Path::default())
+                }
+                other => {
+                    return Err(ZarrMetaError::Unsupported(format!(
+                        "{display}: object store scheme {other:?} is not supported"
+                    )))
+                }
+            };
+            Ok((store, prefix, redactor))
         }
     };
-    Ok((store, prefix, redactor))
 }
+
+/// Builders of the object_store line DataFusion and zarrs use.
+pub mod v013 {
+    use super::*;
+    build_store_fn!(object_store);
+}
+
+/// Builders of the object_store line icechunk uses.
+pub mod v014 {
+    use super::*;
+    build_store_fn!(object_store_icechunk);
+}
+
+pub use v013::build_store;
 
 #[cfg(test)]
 mod tests {

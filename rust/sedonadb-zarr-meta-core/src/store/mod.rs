@@ -1,8 +1,10 @@
 //! Where a catalogue's bytes come from: the one place that turns a URI plus
 //! options into a store. Local paths and `file://` URLs read from disk;
 //! `s3://`, `gs://`, `az://`/`abfs[s]://` and `http(s)://` through
-//! object_store (configured by [`config`], read by [`remote`]). The group
-//! reader takes a [`Store`] and never branches on the scheme.
+//! object_store (configured by [`config`], read by [`remote`]); Icechunk
+//! repositories, local or remote, at a branch, tag or snapshot through
+//! [`icechunk`]. The group reader takes a [`Store`] and never branches on the
+//! scheme.
 
 /// `ListableStorageTraits` for a storage wrapper, passed through to its
 /// field `$inner` (wrappers only change how values are read).
@@ -38,6 +40,7 @@ macro_rules! delegate_listable {
 }
 
 pub mod config;
+pub mod icechunk;
 pub mod local;
 pub mod remote;
 pub mod zstd_guard;
@@ -51,6 +54,7 @@ use zarrs::storage::{ListableStorageTraits, ReadableListableStorageTraits, Store
 
 use crate::error::{Result, ZarrMetaError};
 use crate::options::ReadOptions;
+use icechunk::{Location, Repo, Version};
 use local::LocalStorage;
 use remote::{Remote, RemoteStorage};
 
@@ -67,6 +71,8 @@ pub struct Store {
     storage: Arc<DynStorage>,
     local: Option<Arc<LocalStorage>>,
     remote: Option<Arc<Remote>>,
+    /// The version read, for Icechunk repositories.
+    version: Option<Version>,
 }
 
 impl std::fmt::Debug for Store {
@@ -90,6 +96,16 @@ fn display_uri(url: &Url) -> String {
     }
 }
 
+/// `uri` as a URL, or `None` for a plain local path.
+fn parse_uri(uri: &str) -> Result<Option<Url>> {
+    if !uri.contains("://") {
+        return Ok(None);
+    }
+    Url::parse(uri)
+        .map(Some)
+        .map_err(|e| ZarrMetaError::InvalidOption(format!("{uri}: not a valid URL: {e}")))
+}
+
 /// Resolve a local URI (`file://` URL or plain path) to a directory path.
 fn local_path(uri: &str, url: Option<&Url>) -> Result<PathBuf> {
     match url {
@@ -100,35 +116,58 @@ fn local_path(uri: &str, url: Option<&Url>) -> Result<PathBuf> {
     }
 }
 
+/// The error for a version option on a store that is not an Icechunk repository.
+fn not_a_repository(display: &str, version: &Version) -> ZarrMetaError {
+    let option = match version {
+        Version::Branch(_) => "branch",
+        Version::Tag(_) => "tag",
+        Version::Snapshot(_) => "snapshot",
+    };
+    ZarrMetaError::InvalidOption(format!(
+        "{display}: the '{option}' option applies only to Icechunk repositories, and this store is not one"
+    ))
+}
+
 impl Store {
     /// Open the store `uri` names, configured by `options`.
     pub fn open(uri: &str, options: &ReadOptions) -> Result<Arc<Self>> {
-        let url = if uri.contains("://") {
-            Some(
-                Url::parse(uri)
-                    .map_err(|e| ZarrMetaError::InvalidOption(format!("{uri}: not a valid URL: {e}")))?,
-            )
-        } else {
-            None
-        };
-        match url {
-            Some(url) if OBJECT_STORE_SCHEMES.contains(&url.scheme()) => Self::open_remote(&url, options),
+        match parse_uri(uri)? {
+            Some(url) if OBJECT_STORE_SCHEMES.contains(&url.scheme()) => {
+                let Some(version) = options.version() else { return Self::open_remote(&url, options) };
+                let display = display_uri(&url);
+                match Self::open_icechunk(&display, Location::Remote(&url), options) {
+                    Err(ZarrMetaError::NotFound { what, .. }) if what == icechunk::NOT_A_REPOSITORY => {
+                        if Self::open_remote(&url, options)?.has_objects("")? {
+                            Err(not_a_repository(&display, &version))
+                        } else {
+                            Err(ZarrMetaError::NotFound { store: display, what: "store".into() })
+                        }
+                    }
+                    other => other,
+                }
+            }
             Some(url) if url.scheme() != "file" => Err(ZarrMetaError::Unsupported(format!(
                 "{}: URI scheme '{}' is not supported; use a local path, file://, s3://, gs://, az://, \
                  abfs[s]:// or http(s)://",
                 display_uri(&url),
                 url.scheme()
             ))),
-            url => Self::open_local(uri, &local_path(uri, url.as_ref())?),
+            url => Self::open_local(uri, &local_path(uri, url.as_ref())?, options),
         }
     }
 
-    fn open_local(uri: &str, path: &std::path::Path) -> Result<Arc<Self>> {
+    fn open_local(uri: &str, path: &std::path::Path, options: &ReadOptions) -> Result<Arc<Self>> {
         if !path.is_dir() {
             return Err(ZarrMetaError::NotFound {
                 store: uri.to_string(),
                 what: if path.exists() { "store (not a directory)".into() } else { "store".into() },
             });
+        }
+        if icechunk::is_local_repository(path) {
+            return Self::open_icechunk(uri, Location::Local(path), options);
+        }
+        if let Some(version) = options.version() {
+            return Err(not_a_repository(uri, &version));
         }
         let local = Arc::new(
             LocalStorage::new(path)
@@ -139,7 +178,67 @@ impl Store {
             storage: local.clone(),
             local: Some(local),
             remote: None,
+            version: None,
         }))
+    }
+
+    /// Open the Icechunk repository at `location` at the version `options`
+    /// choose (default: branch `main`).
+    fn open_icechunk(display: &str, location: Location<'_>, options: &ReadOptions) -> Result<Arc<Self>> {
+        let repo = Repo::open(display, location, &options.storage_options)?;
+        let version = options.version().unwrap_or_else(|| Version::Branch(icechunk::DEFAULT_BRANCH.into()));
+        let session = repo.session(&version)?;
+        let remote = Arc::new(Remote::over_storage(
+            display.to_string(),
+            Arc::new(session),
+            repo.redactor().clone(),
+            options.max_concurrency,
+        ));
+        Ok(Arc::new(Self {
+            display: display.to_string(),
+            storage: Arc::new(RemoteStorage(remote.clone())),
+            local: None,
+            remote: Some(remote),
+            version: Some(version),
+        }))
+    }
+
+    /// The Icechunk repository at `uri` (to list its versions).
+    pub fn open_repository(uri: &str, options: &ReadOptions) -> Result<Repo> {
+        match parse_uri(uri)? {
+            Some(url) if OBJECT_STORE_SCHEMES.contains(&url.scheme()) => {
+                Repo::open(&display_uri(&url), Location::Remote(&url), &options.storage_options)
+            }
+            url => {
+                let path = local_path(uri, url.as_ref())?;
+                if !path.is_dir() {
+                    return Err(ZarrMetaError::NotFound { store: uri.to_string(), what: "store".into() });
+                }
+                Repo::open(uri, Location::Local(&path), &options.storage_options)
+            }
+        }
+    }
+
+    /// This store read as the Icechunk repository it holds, if it holds one
+    /// (object stores are recognised only once their Zarr metadata is found
+    /// missing, so plain stores pay nothing).
+    pub fn as_icechunk(&self, uri: &str, options: &ReadOptions) -> Result<Option<Arc<Self>>> {
+        if self.version.is_some() || self.remote.is_none() {
+            return Ok(None);
+        }
+        let markers: Vec<String> = icechunk::MARKERS.iter().map(|m| m.to_string()).collect();
+        if self.get_many(&markers)?.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        match parse_uri(uri)? {
+            Some(url) => Self::open_icechunk(&self.display, Location::Remote(&url), options).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The version read, for Icechunk repositories.
+    pub fn version(&self) -> Option<&Version> {
+        self.version.as_ref()
     }
 
     fn open_remote(url: &Url, options: &ReadOptions) -> Result<Arc<Self>> {
@@ -161,6 +260,7 @@ impl Store {
             storage: Arc::new(RemoteStorage(remote.clone())),
             local: None,
             remote: Some(remote),
+            version: None,
         }))
     }
 
@@ -184,12 +284,13 @@ impl Store {
             storage: Arc::new(RemoteStorage(remote.clone())),
             local: None,
             remote: Some(remote),
+            version: None,
         })
     }
 
     /// A store over an already-opened zarrs storage (read as a local store).
     pub fn from_storage(uri: &str, storage: Arc<DynStorage>) -> Arc<Self> {
-        Arc::new(Self { display: uri.to_string(), storage, local: None, remote: None })
+        Arc::new(Self { display: uri.to_string(), storage, local: None, remote: None, version: None })
     }
 
     /// The store as shown in messages.

@@ -1,5 +1,5 @@
-//! Reading from object stores: the I/O runtime, concurrent metadata reads,
-//! chunk prefetching under a bound on requests in flight, and the
+//! Reading from object stores and Icechunk repositories: concurrent metadata
+//! reads, chunk prefetching under a bound on requests in flight, and the
 //! synchronous storage that zarrs decodes from.
 //!
 //! Over a network, latency and not decoding sets the time, so a scan asks
@@ -21,16 +21,17 @@ use tokio::task::JoinHandle;
 use zarrs_object_store::AsyncObjectStore;
 use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
 use zarrs_storage::{
-    AsyncListableStorageTraits, AsyncReadableStorageTraits, ListableStorageTraits, MaybeBytes,
-    MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
-    StorePrefix,
+    AsyncListableStorageTraits, AsyncReadableListableStorageTraits, AsyncReadableStorageTraits,
+    ListableStorageTraits, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
+    StoreKeys, StoreKeysPrefixes, StorePrefix,
 };
 
 use super::config::Redactor;
 use crate::error::{Result, ZarrMetaError};
 use crate::runtime::{run, spawn};
 
-type ZarrStore = AsyncObjectStore<Arc<dyn ObjectStore>>;
+/// The asynchronous zarrs storage chunks are fetched through.
+type ZarrStore = dyn AsyncReadableListableStorageTraits;
 
 /// A chunk being fetched ahead of need by the scan `owner`.
 struct Prefetched {
@@ -39,10 +40,13 @@ struct Prefetched {
     result: Receiver<Result<MaybeBytes, StorageError>>,
 }
 
-/// An object store holding a Zarr store at its root.
+/// An object store holding a Zarr store at its root, or another
+/// asynchronous zarrs storage (an Icechunk session).
 pub struct Remote {
     display: String,
-    store: Arc<dyn ObjectStore>,
+    /// The object store, for typed errors and delimited listings (`None`
+    /// for Icechunk sessions, which are read through `zarr` alone).
+    store: Option<Arc<dyn ObjectStore>>,
     zarr: Arc<ZarrStore>,
     limit: Arc<Semaphore>,
     inflight: Mutex<HashMap<String, Prefetched>>,
@@ -50,9 +54,17 @@ pub struct Remote {
     listing: Mutex<Option<(String, Receiver<Listing>)>>,
     redactor: Redactor,
     listable: bool,
+    /// Whether this is an Icechunk session (whose messages need tidying).
+    icechunk: bool,
 }
 
-type Listing = object_store::Result<object_store::ListResult>;
+/// Why a request failed: object_store's typed error, or zarrs' storage error.
+enum Failure {
+    Object(object_store::Error),
+    Storage(StorageError),
+}
+
+type Listing = std::result::Result<Vec<String>, Failure>;
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,12 +88,34 @@ impl Remote {
         Self {
             display,
             zarr: Arc::new(AsyncObjectStore::new(store.clone())),
-            store,
+            store: Some(store),
             limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
             inflight: Mutex::new(HashMap::new()),
             listing: Mutex::new(None),
             redactor,
             listable,
+            icechunk: false,
+        }
+    }
+
+    /// A store read through an asynchronous zarrs storage (an Icechunk
+    /// session); at most `max_concurrency` requests at once.
+    pub fn over_storage(
+        display: String,
+        zarr: Arc<ZarrStore>,
+        redactor: Redactor,
+        max_concurrency: usize,
+    ) -> Self {
+        Self {
+            display,
+            zarr,
+            store: None,
+            limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            inflight: Mutex::new(HashMap::new()),
+            listing: Mutex::new(None),
+            redactor,
+            listable: true,
+            icechunk: true,
         }
     }
 
@@ -104,6 +138,40 @@ impl Remote {
         }
     }
 
+    fn failure(&self, key: &str, f: Failure) -> ZarrMetaError {
+        match f {
+            Failure::Object(e) => self.error(key, e),
+            Failure::Storage(e) => ZarrMetaError::Storage {
+                store: self.display.clone(),
+                message: format!("{key}: {}", self.describe(&e.to_string())),
+            },
+        }
+    }
+
+    /// A storage error's message for users: secrets removed; for Icechunk,
+    /// without the (empty) span trace icechunk appends, and saying what a
+    /// missing object is.
+    fn describe(&self, message: &str) -> String {
+        let message = self.redactor.redact(message);
+        if !self.icechunk {
+            return message;
+        }
+        let message = message.split("\n\ncontext:").next().unwrap_or_default().trim_end();
+        if message.ends_with("object not found") {
+            format!(
+                "{message} (a file this snapshot of the Icechunk repository refers to, a manifest or a chunk, \
+                 is missing)"
+            )
+        } else if ["icechunk header", "magic numbers", "deserializ", "flatbuffer"]
+            .iter()
+            .any(|m| message.contains(m))
+        {
+            format!("{message} (a file this snapshot of the Icechunk repository refers to, such as a manifest, is damaged)")
+        } else {
+            message.to_string()
+        }
+    }
+
     fn cancelled(&self, key: &str, message: String) -> ZarrMetaError {
         ZarrMetaError::Storage { store: self.display.clone(), message: format!("{key}: {message}") }
     }
@@ -114,32 +182,51 @@ impl Remote {
             .iter()
             .map(|key| {
                 let store = self.store.clone();
+                let zarr = self.zarr.clone();
                 let limit = self.limit.clone();
-                let path = Path::from(key.as_str());
+                let key = key.clone();
                 async move {
                     let _permit = limit.acquire_owned().await;
-                    let result = match store.get(&path).await {
+                    let Some(store) = store else {
+                        let key = StoreKey::new(key).map_err(|e| Failure::Storage(e.into()))?;
+                        return zarr.get(&key).await.map_err(Failure::Storage);
+                    };
+                    let result = match store.get(&Path::from(key.as_str())).await {
                         Ok(found) => found.bytes().await.map(Some),
                         Err(e) => Err(e),
                     };
                     match result {
                         Err(object_store::Error::NotFound { .. }) => Ok(None),
-                        other => other,
+                        other => other.map_err(Failure::Object),
                     }
                 }
             })
             .collect();
         let results = run(futures::future::join_all(requests))
             .map_err(|m| self.cancelled(keys.first().map_or("", String::as_str), m))?;
-        keys.iter().zip(results).map(|(key, r)| r.map_err(|e| self.error(key, e))).collect()
+        keys.iter().zip(results).map(|(key, r)| r.map_err(|f| self.failure(key, f))).collect()
     }
 
     fn list_request(&self, prefix: &str) -> impl Future<Output = Listing> + Send + 'static {
         let store = self.store.clone();
-        let path = Path::from(prefix.trim_end_matches('/'));
+        let zarr = self.zarr.clone();
+        let prefix = prefix.to_string();
         async move {
+            let Some(store) = store else {
+                let store_prefix =
+                    StorePrefix::new(prefix.as_str()).map_err(|e| Failure::Storage(e.into()))?;
+                let listing = zarr.list_dir(&store_prefix).await.map_err(Failure::Storage)?;
+                return Ok(listing
+                    .prefixes()
+                    .iter()
+                    .filter_map(|p| p.as_str().strip_prefix(prefix.as_str()))
+                    .map(|p| p.trim_end_matches('/').to_string())
+                    .collect());
+            };
+            let path = Path::from(prefix.trim_end_matches('/'));
             let path = (!path.as_ref().is_empty()).then_some(path);
-            store.list_with_delimiter(path.as_ref()).await
+            let listing = store.list_with_delimiter(path.as_ref()).await.map_err(Failure::Object)?;
+            Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
         }
     }
 
@@ -159,16 +246,14 @@ impl Remote {
             Some((_, rx)) => rx.recv().map_err(|_| "the request was cancelled".to_string()),
             None => run(self.list_request(prefix)),
         };
-        let listing = result.map_err(|m| self.cancelled(prefix, m))?.map_err(|e| self.error(prefix, e))?;
-        Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+        result.map_err(|m| self.cancelled(prefix, m))?.map_err(|f| self.failure(prefix, f))
     }
 
     /// Whether any object exists under `prefix`.
     pub fn has_objects(&self, prefix: &str) -> Result<bool> {
-        if !self.listable {
+        let Some(store) = self.store.clone().filter(|_| self.listable) else {
             return Ok(true);
-        }
-        let store = self.store.clone();
+        };
         let path = Path::from(prefix.trim_end_matches('/'));
         let first = run(async move {
             let path = (!path.as_ref().is_empty()).then_some(path);
@@ -225,7 +310,7 @@ impl Remote {
     }
 
     fn storage_error(&self, key: &str, e: StorageError) -> StorageError {
-        StorageError::Other(format!("{key}: {}", self.redactor.redact(&e.to_string())))
+        StorageError::Other(format!("{key}: {}", self.describe(&e.to_string())))
     }
 
     /// Run one zarrs storage request under the concurrency bound.
