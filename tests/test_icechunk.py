@@ -96,7 +96,12 @@ def test_open_meta_reads_main_by_default(repo):
 
 @pytest.mark.parametrize(
     ("version", "expected"),
-    [({"tag": "v1"}, "ids_v1"), ({"branch": "dev"}, "ids_dev"), ({"branch": "main"}, "ids_main"), ("v1", "ids_v1")],
+    [
+        ({"tag": "v1"}, "ids_v1"),
+        ({"branch": "dev"}, "ids_dev"),
+        ({"branch": "main"}, "ids_main"),
+        ("v1", "ids_v1"),
+    ],
 )
 def test_versions_on_every_surface(repo, hosts, version, expected):
     options = {"snapshot": repo["v1"]} if version == "v1" else version
@@ -150,7 +155,8 @@ def test_spatial_filter_on_a_tag(repo, hosts):
     assert ids(got) == expected
     got = collect(
         hosts["datafusion"],
-        f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} WHERE ST_Intersects(bbox, sd_geomfromtext('{area}'))",
+        f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
+        f"WHERE ST_Intersects(bbox, sd_geomfromtext('{area}'))",
     )
     assert ids(got) == expected
 
@@ -180,7 +186,7 @@ def test_missing_version_lists_what_the_repository_has(repo, hosts):
         message = str(e.value)
         assert named in message and repo["path"] in message, message
         assert "'dev'" in message and "'main'" in message and "'v1'" in message, message
-        for host, con in hosts.items():
+        for con in hosts.values():
             with pytest.raises(Exception, match=named):
                 collect(con, f"SELECT count(*) FROM {call(repo['path'], options)}")
     with pytest.raises(FileNotFoundError, match="snapshot '0000000000000000000G'"):
@@ -195,7 +201,7 @@ def test_version_options_on_a_plain_store(tmp_path, hosts):
     plain = write_group(tmp_path / "plain.zarr", {"x": np.arange(10)})
     with pytest.raises(ValueError, match="'tag' option applies only to Icechunk repositories"):
         open_meta(plain, tag="v1")
-    for host, con in hosts.items():
+    for con in hosts.values():
         with pytest.raises(Exception, match="applies only to Icechunk repositories"):
             collect(con, f"SELECT count(*) FROM {call(plain, {'branch': 'main'})}")
     with pytest.raises(FileNotFoundError):
@@ -316,8 +322,12 @@ RACER = textwrap.dedent(
 
 def test_a_scan_racing_commits_sees_one_snapshot(tmp_path):
     path = tmp_path / "race.icechunk"
-    write_meta(pa.table({"gen": pa.array([0] * 100, pa.int64()), "row": pa.array(range(100), pa.int64())}),
-               path, icechunk=True, chunk_size=16)
+    write_meta(
+        pa.table({"gen": pa.array([0] * 100, pa.int64()), "row": pa.array(range(100), pa.int64())}),
+        path,
+        icechunk=True,
+        chunk_size=16,
+    )
     racer = subprocess.Popen([sys.executable, "-c", RACER, str(path), "12"])
     seen = set()
     try:
@@ -378,8 +388,11 @@ def test_s3_repository_on_every_surface(s3repo, hosts, repo):
     # Recognised without any option; read at main.
     table = pa.table(open_meta(uri, **storage).scan())
     assert ids(table) == s3repo["ids_main"]
-    for options, want in [(storage, "ids_main"), ({**storage, "tag": "v1"}, "ids_v1"),
-                          ({**storage, "snapshot": s3repo["v1"]}, "ids_v1")]:
+    for options, want in [
+        (storage, "ids_main"),
+        ({**storage, "tag": "v1"}, "ids_v1"),
+        ({**storage, "snapshot": s3repo["v1"]}, "ids_v1"),
+    ]:
         assert ids(pa.table(open_meta(uri, **options).scan())) == s3repo[want]
         for host, con in hosts.items():
             assert ids(collect(con, f"SELECT id FROM {call(uri, options)}")) == s3repo[want], host

@@ -230,3 +230,20 @@ def test_register_without_sedona_functions(items_store):
     assert collect(ctx, f"SELECT count(*) AS n FROM {call(items_store)}").column("n").to_pylist() == [500]
     with pytest.raises(Exception, match="(?i)st_intersects"):
         collect(ctx, f"SELECT id FROM {call(items_store)} m WHERE ST_Intersects(m.bbox, m.bbox)")
+
+
+def test_calls_over_different_stores_are_not_merged(host, tmp_path):
+    """Two calls over stores of the same schema in scalar subqueries: each
+    answers from its own store (DataFusion compares scans by name and schema)."""
+    a = write_group(tmp_path / "a.zarr", {"x": np.arange(10)}, chunks=4)
+    b = write_group(tmp_path / "b.zarr", {"x": np.arange(20)}, chunks=4)
+    got = collect(
+        host,
+        f"SELECT (SELECT count(*) FROM {call(a)}) AS a, (SELECT sum(x) FROM {call(b)}) AS b, "
+        f"(SELECT sum(x) FROM {call(a, {'batch_size': 3})}) AS a3",
+    )
+    assert got.to_pylist() == [{"a": 10, "b": 190, "a3": 45}]
+    union = collect(
+        host, f"SELECT count(*) AS n FROM {call(a)} UNION ALL SELECT count(*) AS n FROM {call(b)}"
+    )
+    assert sorted(union.column("n").to_pylist()) == [10, 20]

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sedonadb_zarr_meta._icechunk import RepositoryVersions, Snapshot, list_versions
 from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
 from sedonadb_zarr_meta._lib import __version__ as __version__
-from sedonadb_zarr_meta._icechunk import RepositoryVersions, Snapshot, list_versions
 from sedonadb_zarr_meta._options import OPTION_KEYS, options_json, validate_options
 from sedonadb_zarr_meta._writer import write_meta
 
@@ -32,6 +32,7 @@ __all__ = [
     "list_versions",
     "open_meta",
     "register",
+    "register_geoparquet",
     "write_meta",
 ]
 
@@ -74,6 +75,15 @@ def register(con: Any, *, sedona_functions: bool = True) -> Any:
             f"datafusion.SessionContext, got {type(con).__name__}"
         )
     return con
+
+
+def register_geoparquet(ctx: Any, name: str, path: str) -> Any:
+    """Register a GeoParquet file as table ``name`` in a datafusion-python context,
+    geometry typed with the file's CRS (SedonaDB's own readers already do this);
+    see :func:`sedonadb_zarr_meta._datafusion.register_geoparquet`."""
+    from sedonadb_zarr_meta import _datafusion
+
+    return _datafusion.register_geoparquet(ctx, name, path)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,13 +6,17 @@ functions registered there), and SedonaDB's scalar functions (``ST_*``) are
 registered through their ``__datafusion_scalar_udf__`` capsules, together
 with ``sd_geomfromtext(wkt [, crs])`` and ``sd_geomfromwkb(wkb [, crs])`` for
 geometry literals and plain WKB columns (e.g. from Parquet) with a CRS.
+SedonaDB's CRS idioms (``ST_SetSRID``, ``ST_SetCRS``, ``ST_GeomFromText`` /
+``ST_GeomFromWKT`` / ``ST_GeomFromWKB`` with an SRID, ``ST_GeomFromEWKT``,
+``ST_MakeEnvelope``) are replaced by versions that read their constant SRID or
+CRS, so the SQL SedonaDB's documentation teaches runs unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sedonadb_zarr_meta._lib import GeometryUdf, ZarrMetaTableFunction
+from sedonadb_zarr_meta._lib import CrsIdiomUdf, GeometryUdf, ZarrMetaTableFunction
 
 FUNCTION_NAME = "sd_read_zarr_meta"
 _REGISTERED = "_sedonadb_zarr_meta_registered"
@@ -61,4 +65,68 @@ def register(ctx: Any, *, sedona_functions: bool = True) -> None:
             functions = []
         for f in functions:
             ctx.register_udf(udf(f))
+        # SedonaDB's CRS idioms cannot see their constant SRID across
+        # datafusion-ffi 54; these versions can (and replace them by name).
+        for name in CrsIdiomUdf.names():
+            ctx.register_udf(udf(CrsIdiomUdf(name)))
     setattr(ctx, _REGISTERED, True)
+
+
+def _crs_text(crs: Any) -> str:
+    """A GeoParquet column's CRS as the text ``sd_geomfromwkb`` takes: an
+    authority code where the PROJJSON names one (as SedonaDB writes its own
+    CRSs), else the PROJJSON itself. GeoParquet's default is OGC:CRS84."""
+    import json
+
+    if crs is None or crs == {}:
+        return "OGC:CRS84"
+    if isinstance(crs, str):
+        return crs
+    ident = crs.get("id") if isinstance(crs, dict) else None
+    if isinstance(ident, dict) and "authority" in ident and "code" in ident:
+        code = f"{ident['authority']}:{ident['code']}"
+        return "OGC:CRS84" if code in ("EPSG:4326", "OGC:CRS84") else code
+    return json.dumps(crs)
+
+
+def register_geoparquet(ctx: Any, name: str, path: str) -> Any:
+    """Register the GeoParquet file (or directory) ``path`` as table ``name`` in a
+    datafusion-python context, its WKB geometry columns typed as geometry with
+    the CRS of the file's GeoParquet metadata (as SedonaDB's reader types them).
+
+    Returns the DataFrame of the table.
+
+    Examples:
+        >>> register_geoparquet(ctx, "countries", "/data/countries.parquet")  # doctest: +SKIP
+        >>> ctx.sql("SELECT m.id, c.name FROM sd_read_zarr_meta('/data/store.zarr') m "
+        ...         "JOIN countries c ON ST_Intersects(m.bbox, c.geometry)")  # doctest: +SKIP
+    """
+    import json
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    register(ctx)
+    source = Path(path)
+    first = source if source.is_file() else next(iter(sorted(source.glob("**/*.parquet"))), None)
+    if first is None:
+        raise FileNotFoundError(f"{path}: no Parquet file found")
+    schema = pq.read_schema(first)
+    geo = json.loads((schema.metadata or {}).get(b"geo", b"{}"))
+    columns = geo.get("columns", {})
+    if not columns:
+        raise ValueError(f"{path}: not a GeoParquet file (no 'geo' metadata with geometry columns)")
+    raw = f"__{name}_parquet"
+    ctx.register_parquet(raw, str(path))
+    select = []
+    for field in schema:
+        quoted = '"' + field.name.replace('"', '""') + '"'
+        meta = columns.get(field.name)
+        if meta is not None and meta.get("encoding", "WKB").upper() == "WKB":
+            crs = _crs_text(meta.get("crs")).replace("'", "''")
+            select.append(f"sd_geomfromwkb({quoted}, '{crs}') AS {quoted}")
+        else:
+            select.append(quoted)
+    df = ctx.sql(f"SELECT {', '.join(select)} FROM {raw}")
+    ctx.register_view(name, df)
+    return ctx.table(name)

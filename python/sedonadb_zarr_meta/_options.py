@@ -102,7 +102,9 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         out[key] = value
     chosen = [k for k in _VERSION_KEYS if k in out]
     if len(chosen) > 1:
-        raise ValueError(f"at most one of 'branch', 'tag' and 'snapshot' may be given, got {' and '.join(chosen)}")
+        raise ValueError(
+            f"at most one of 'branch', 'tag' and 'snapshot' may be given, got {' and '.join(chosen)}"
+        )
     return out
 
 

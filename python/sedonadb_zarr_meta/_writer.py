@@ -467,7 +467,9 @@ def write_meta(
         if icechunk:
             return _write_icechunk(data, uri, storage_options, branch, message, write)
         if branch is not None or message is not None:
-            raise ValueError(f"{uri}: 'branch' and 'message' apply to Icechunk repositories, and this store is not one")
+            raise ValueError(
+                f"{uri}: 'branch' and 'message' apply to Icechunk repositories, and this store is not one"
+            )
         store, uri_out = _open_store(uri, storage_options)
         _write(data, store, uri_out, *write)
         _consolidate(store, group)

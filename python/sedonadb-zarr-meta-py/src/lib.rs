@@ -22,6 +22,7 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sedona_table::SedonaTableProvider>()?;
     m.add_class::<table_function::ZarrMetaTableFunction>()?;
     m.add_class::<scalar_udf::GeometryUdf>()?;
+    m.add_class::<scalar_udf::CrsIdiomUdf>()?;
     m.add_function(wrap_pyfunction!(sql_calls::find_table_function_calls, m)?)?;
     m.add_function(wrap_pyfunction!(versions::list_versions, m)?)?;
     m.add("DATAFUSION_MAJOR", host::DATAFUSION_MAJOR)?;

@@ -5,6 +5,7 @@
 //! This crate knows nothing of Python; the binding crate wraps it.
 
 pub mod bounds;
+pub mod crs_udf;
 pub mod decode;
 pub mod dtype;
 pub mod error;

@@ -274,16 +274,11 @@ impl Repo {
                 RepositoryErrorKind::Ref(_) | RepositoryErrorKind::SnapshotNotFound { .. } => {
                     self.missing(version)
                 }
-                RepositoryErrorKind::FormatError(f)
-                    if matches!(
-                        f,
-                        icechunk::format::IcechunkFormatErrorKind::BranchNotFound { .. }
-                            | icechunk::format::IcechunkFormatErrorKind::TagNotFound { .. }
-                            | icechunk::format::IcechunkFormatErrorKind::SnapshotIdNotFound { .. }
-                    ) =>
-                {
-                    self.missing(version)
-                }
+                RepositoryErrorKind::FormatError(
+                    icechunk::format::IcechunkFormatErrorKind::BranchNotFound { .. }
+                    | icechunk::format::IcechunkFormatErrorKind::TagNotFound { .. }
+                    | icechunk::format::IcechunkFormatErrorKind::SnapshotIdNotFound { .. },
+                ) => self.missing(version),
                 kind => self.error(&format!("cannot open {version}"), kind),
             }),
         }
