@@ -257,15 +257,19 @@ def make_d1_icechunk(plain: str, path: Path) -> str | None:
     import zarr
 
     if not (path / "repo").exists():
+        import shutil
+
+        partial = path.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
         src = zarr.open_group(plain.removeprefix("file://"), mode="r")["meta"]
-        repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+        repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(partial)))
         session = repo.writable_session("main")
         dst = zarr.open_group(session.store, mode="w").create_group("meta")
         for name, arr in src.arrays():
             out = dst.create_array(
                 name,
                 shape=arr.shape,
-                dtype=arr.dtype,
+                dtype=arr.metadata.data_type,
                 chunks=arr.chunks,
                 compressors=arr.compressors,
                 filters=arr.filters,
@@ -274,6 +278,7 @@ def make_d1_icechunk(plain: str, path: Path) -> str | None:
             out[:] = arr[:]
             out.attrs.update(dict(arr.attrs))
         session.commit("D1")
+        partial.rename(path)
     return path.resolve().as_uri()
 
 
