@@ -251,3 +251,26 @@ def test_malformed_statistics_never_prune(stores, tmp_path, case):
     expected = sorted(np.asarray(full.column("id").to_pylist(), dtype=object)[mask].tolist())
     assert len(expected) > 0
     assert sorted(got.column("id").to_pylist()) == expected
+
+
+def test_verify_statistics(stores, tmp_path):
+    from sedonadb_zarr_meta import verify_statistics
+
+    assert verify_statistics(stores["stats"]) == []
+    with pytest.raises(ValueError, match="no statistics"):
+        verify_statistics(stores["plain"])
+    import json as _json
+
+    src = Path(stores["stats"].removeprefix("file://"))
+    dst = tmp_path / "lying.zarr"
+    shutil.copytree(src, dst)
+    meta = dst / "meta" / "zarr.json"
+    doc = _json.loads(meta.read_text())
+    cols = doc["attributes"]["zarr_meta:stats"]["columns"]
+    cols["bbox"]["bbox"][2] = [0.0, 0.0, 0.1, 0.1]  # understates block 2's extent
+    cols["n"]["max"][0] = -1  # below block 0's values
+    meta.write_text(_json.dumps(doc))
+    problems = verify_statistics(str(dst))
+    assert len(problems) == 2, problems
+    assert "column 'bbox' block 2 (rows 500..750): bbox [0.0, 0.0, 0.1, 0.1] does not contain" in problems[0]
+    assert "column 'n' block 0 (rows 0..250): max -1 is below the data's " in problems[1]

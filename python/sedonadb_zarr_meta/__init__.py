@@ -19,6 +19,7 @@ from sedonadb_zarr_meta._icechunk import RepositoryVersions, Snapshot, list_vers
 from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
 from sedonadb_zarr_meta._lib import __version__ as __version__
 from sedonadb_zarr_meta._options import OPTION_KEYS, options_json, validate_options
+from sedonadb_zarr_meta._verify import verify_statistics
 from sedonadb_zarr_meta._writer import write_meta
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "open_meta",
     "register",
     "register_geoparquet",
+    "verify_statistics",
     "write_meta",
 ]
 

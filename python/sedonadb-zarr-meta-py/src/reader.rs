@@ -103,6 +103,12 @@ impl MetaTable {
         self.group.stats.is_some()
     }
 
+    /// The group's attributes, as a JSON object.
+    #[getter]
+    fn attributes_json(&self) -> String {
+        serde_json::Value::Object(self.group.attributes.clone()).to_string()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "MetaTable(store={:?}, group={:?}, rows={}, columns={:?})",
