@@ -300,3 +300,155 @@ def test_zstd_header_declaring_absurd_size_is_refused(tmp_path):
     run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr[-2000:]
     assert "array 'a'" in run.stderr and "zstd frame declares 1125899906842624 decoded bytes" in run.stderr
+
+
+def _wkb(*parts: bytes) -> bytes:
+    return b"".join(parts)
+
+
+def _u32(v: int) -> bytes:
+    return v.to_bytes(4, "little")
+
+
+_POINT = _wkb(b"\x01", _u32(1), np.array([1.0, 2.0]).tobytes())
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (_wkb(b"\x01", _u32(99), bytes(16)), "unknown geometry type code 99"),
+        (_wkb(b"\x01", _u32(6), _u32(1), _POINT), "a MultiPolygon holds a Point"),
+        (_wkb(b"\x01", _u32(3), _u32(1), _u32(2), np.zeros(4).tobytes()), "has 2 points"),
+        (_wkb(b"\x01", _u32(2), _u32(2**31 - 1), bytes(32)), "exceeds the 32 bytes that remain"),
+        (_wkb(_POINT, b"\x00\x00"), "2 trailing bytes"),
+    ],
+)
+def test_invalid_wkb_classes_are_errors_on_every_surface(sedona, tmp_path, value, message):
+    """WKB that parses loosely but is not one valid geometry is reported by this
+    reader (store, array, row), never passed to a host."""
+    import datafusion
+    from sedonadb_zarr_meta import register
+
+    good = shapely.to_wkb(shapely.box(0, 0, 1, 1))
+    uri = write_group(tmp_path / "w.zarr", {"bbox": np.array([good, value, good], dtype=object)})
+    pattern = rf"w.zarr: array 'bbox': .*row 1: invalid WKB: .*{message}"
+    with pytest.raises(Exception, match=pattern):
+        pa.table(open_meta(uri).scan())
+    with pytest.raises(Exception, match=pattern):
+        scan_all(sedona, uri)
+    ctx = register(datafusion.SessionContext())
+    with pytest.raises(Exception, match=pattern):
+        ctx.sql(f"SELECT * FROM sd_read_zarr_meta('{uri}')").to_arrow_table()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.update(attributes=[1, 2]), "attributes in 'zarr.json' are not a JSON object"),
+        (lambda m: m.update(attributes="proj:epsg=4326"), "attributes in 'zarr.json' are not a JSON object"),
+        (lambda m: m.pop("zarr_format"), "no valid 'zarr_format'"),
+        (lambda m: m.update(zarr_format=4), "no valid 'zarr_format'"),
+        (lambda m: m.update(locking={"must_understand": True}), "extension 'locking'"),
+    ],
+)
+def test_malformed_group_metadata_is_an_error(tmp_path, change, message):
+    path, uri = good_store(tmp_path)
+    meta_file = path / "meta" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    change(meta)
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=rf"bad.zarr: group 'meta': .*{message}"):
+        open_meta(uri)
+
+
+def test_array_attributes_that_are_not_an_object(tmp_path):
+    path, uri = good_store(tmp_path)
+    patch_metadata(path, "bbox", lambda m: m.update(attributes=["proj:epsg", 32633]))
+    with pytest.raises(ValueError, match="array 'bbox': the attributes in 'zarr.json' are not a JSON object"):
+        open_meta(uri)
+
+
+@pytest.mark.parametrize("codec", ["blosc", "gzip"])
+@pytest.mark.parametrize("damage", ["trailing", "truncated"])
+def test_compressed_chunks_must_end_where_the_stream_ends(tmp_path, codec, damage):
+    """Trailing bytes after a blosc or gzip stream (or a short blosc chunk) are
+    errors, as zarr-python makes them, not silently ignored."""
+    compressor = zarr.codecs.BloscCodec() if codec == "blosc" else zarr.codecs.GzipCodec()
+    uri = write_group(
+        tmp_path / "c.zarr", {"a": np.arange(300, dtype="int64")}, chunks=100, compressors=compressor
+    )
+    chunk = tmp_path / "c.zarr" / "meta" / "a" / "c" / "1"
+    data = chunk.read_bytes()
+    chunk.write_bytes(data + b"trailing junk" if damage == "trailing" else data[:-3])
+    with pytest.raises(Exception, match=r"c.zarr: array 'a': cannot read rows 100..200: meta/a/c/1: "):
+        pa.table(open_meta(uri).scan())
+    # The other chunks still read.
+    assert pa.table(open_meta(uri).scan(start=0, end=100)).num_rows == 100
+
+
+def test_gzip_bomb_stops_at_the_chunk_size(tmp_path):
+    """A gzip chunk inflating far beyond its chunk's size fails after a chunk's
+    worth of output, in bounded memory (checked in a subprocess with a cap)."""
+    import gzip
+    import subprocess
+    import sys
+
+    uri = write_group(
+        tmp_path / "g.zarr",
+        {"a": np.arange(300, dtype="int64")},
+        chunks=100,
+        compressors=zarr.codecs.GzipCodec(),
+    )
+    (tmp_path / "g.zarr" / "meta" / "a" / "c" / "1").write_bytes(
+        gzip.compress(bytes(3 << 30), compresslevel=1)
+    )
+    script = (
+        "import resource, sys, pyarrow as pa; from sedonadb_zarr_meta import open_meta; "
+        "t = open_meta(sys.argv[1]); resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+        "pa.table(t.scan())"
+    )
+    run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "array 'a'" in run.stderr and "inflates to more than a chunk of this array holds" in run.stderr
+
+
+def test_how_each_surface_reports_errors(sedona, tmp_path):
+    """The documented table: which class each surface raises for a missing store
+    (at opening/planning) and a corrupt chunk (while batches stream). Every
+    message names the store and, for data, the array and rows."""
+    import datafusion
+    import sedonadb
+    from sedonadb_zarr_meta import register
+
+    path, uri = good_store(tmp_path)
+    (path / "meta" / "a" / "c" / "1").write_bytes(b"junk")
+    missing = str(tmp_path / "nope.zarr")
+    ctx = register(datafusion.SessionContext())
+    q = f"SELECT * FROM sd_read_zarr_meta('{uri}')"
+    data_error = r"bad.zarr: array 'a': cannot read rows 100..200"
+    streaming = [
+        (lambda: [b for b in open_meta(uri).scan()], ValueError),
+        (lambda: open_meta(uri).scan().read_all(), ValueError),
+        (lambda: pa.table(open_meta(uri).scan()), pa.ArrowInvalid),
+        (lambda: pa.table(sedona.sql(q)), pa.ArrowInvalid),
+        (lambda: pa.table(sedona.read_format(ZarrMetaSpec(), uri)), pa.ArrowInvalid),
+        # (an aggregate, so every chunk is read whatever the display limit)
+        (
+            lambda: sedona.sql(f"SELECT sum(a) AS s FROM sd_read_zarr_meta('{uri}')").show(),
+            sedonadb._lib.SedonaError,
+        ),
+        (lambda: ctx.sql(q).to_arrow_table(), Exception),
+    ]
+    for run, cls in streaming:
+        with pytest.raises(cls, match=data_error):
+            run()
+    opening = [
+        (lambda: open_meta(missing), FileNotFoundError),
+        (lambda: sedona.sql(f"SELECT * FROM sd_read_zarr_meta('{missing}')"), FileNotFoundError),
+        (lambda: sedona.read_format(ZarrMetaSpec(), missing), FileNotFoundError),
+        (lambda: sedona.read(missing, format="zarr_meta"), sedonadb._lib.SedonaError),
+        (lambda: ctx.sql(f"SELECT * FROM sd_read_zarr_meta('{missing}')"), ValueError),
+    ]
+    for run, cls in opening:
+        with pytest.raises(cls, match="nope.zarr: store not found"):
+            run()

@@ -141,6 +141,35 @@ impl RecordBatchReader for ArrowReader {
     }
 }
 
+/// One batch handed to pyarrow through the Arrow PyCapsule interface.
+#[pyclass(module = "sedonadb_zarr_meta._lib", frozen)]
+struct ExportedBatch(Mutex<Option<RecordBatch>>);
+
+#[pymethods]
+impl ExportedBatch {
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        let _ = requested_schema;
+        let batch = self
+            .0
+            .lock()
+            .map_err(|_| BindingError::Other("batch lock poisoned".into()))?
+            .take()
+            .ok_or_else(|| BindingError::Other("the batch was already exported".into()))?;
+        let array: arrow_array::StructArray = batch.into();
+        let (ffi_array, ffi_schema) = arrow_array::ffi::to_ffi(&array.into())
+            .map_err(|e| BindingError::Other(format!("cannot export a batch: {e}")))?;
+        Ok((
+            PyCapsule::new(py, ffi_schema, Some(CString::new("arrow_schema").expect("static name")))?,
+            PyCapsule::new(py, ffi_array, Some(CString::new("arrow_array").expect("static name")))?,
+        ))
+    }
+}
+
 /// A stream of record batches exported once through `__arrow_c_stream__`.
 #[pyclass(module = "sedonadb_zarr_meta._lib", frozen)]
 pub struct BatchStream {
@@ -173,6 +202,54 @@ impl BatchStream {
             })?;
         let ffi = FFI_ArrowArrayStream::new(Box::new(ArrowReader(reader)));
         PyCapsule::new(py, ffi, Some(CString::new("arrow_array_stream").expect("static name")))
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next batch as a `pyarrow.RecordBatch`. Errors are this package's
+    /// exceptions (`ValueError`, `FileNotFoundError`, `ZarrMetaError`, …);
+    /// through the Arrow C stream pyarrow would turn them into `ArrowInvalid`.
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let next = {
+            let mut guard =
+                self.inner.lock().map_err(|_| BindingError::Other("stream lock poisoned".into()))?;
+            let Some(reader) = guard.as_mut() else {
+                return Err(BindingError::Other(format!(
+                    "the Arrow stream of {} was already consumed; call scan() again for a new one",
+                    self.store
+                ))
+                .into());
+            };
+            py.detach(|| reader.next())
+        };
+        match next {
+            None => {
+                // Exhausted: the stream is consumed.
+                let _ = self.inner.lock().map(|mut g| g.take());
+                Ok(None)
+            }
+            Some(Err(e)) => Err(BindingError::from(e).into()),
+            Some(Ok(batch)) => {
+                let exported = ExportedBatch(Mutex::new(Some(batch)));
+                let pyarrow = py.import("pyarrow")?;
+                Ok(Some(pyarrow.call_method1("record_batch", (exported,))?))
+            }
+        }
+    }
+
+    /// Read every remaining batch into a `pyarrow.Table`, raising this
+    /// package's exceptions on bad data.
+    fn read_all<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let pyarrow = py.import("pyarrow")?;
+        let schema = pyarrow.call_method1("schema", (slf.clone(),))?;
+        let mut batches = Vec::new();
+        while let Some(batch) = slf.borrow().__next__(py)? {
+            batches.push(batch);
+        }
+        pyarrow.getattr("Table")?.call_method1("from_batches", (batches, schema))
     }
 
     /// Chunks decoded so far (per column).

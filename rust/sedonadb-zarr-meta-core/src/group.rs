@@ -14,7 +14,7 @@ use crate::error::{Result, ZarrMetaError};
 use crate::geometry::{self, Crs, GeometryEncoding, GEOMETRY_NAMES};
 use crate::options::ReadOptions;
 use crate::pruning::ChunkStats;
-use crate::store::zstd_guard::ZstdGuard;
+use crate::store::codec_guard::{Codec, CodecGuard};
 pub use crate::store::DynStorage;
 use crate::store::Store;
 
@@ -247,6 +247,50 @@ fn parse_json(key: &str, bytes: Option<&Bytes>) -> std::result::Result<Option<Va
         .transpose()
 }
 
+/// Keys a v3 group's `zarr.json` may hold without `must_understand: false`.
+const V3_GROUP_KEYS: [&str; 4] = ["zarr_format", "node_type", "attributes", "consolidated_metadata"];
+
+/// A group's metadata declares the format it was read as and (v3) carries no
+/// extension this reader would have to understand.
+fn check_group_format(json: &Value, v3: bool) -> std::result::Result<(), String> {
+    let Value::Object(map) = json else {
+        return Err(format!(
+            "the group metadata ('{}') is not a JSON object",
+            if v3 { "zarr.json" } else { ".zgroup" }
+        ));
+    };
+    let want = if v3 { 3 } else { 2 };
+    match map.get("zarr_format").and_then(Value::as_u64) {
+        Some(f) if f == want => {}
+        _ => return Err(format!("the group metadata has no valid 'zarr_format' (expected {want})")),
+    }
+    if v3 {
+        for (key, value) in map {
+            let ignorable = value.get("must_understand").and_then(Value::as_bool) == Some(false);
+            if !V3_GROUP_KEYS.contains(&key.as_str()) && !ignorable {
+                return Err(format!(
+                    "the group metadata has the extension '{key}', which a reader must understand and this one \
+                     does not"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A node's attributes: absent is empty; anything but a JSON object is an
+/// error (ignoring it would silently drop what it says, e.g. the CRS).
+fn attributes_of(value: Option<&Value>, key: &str) -> std::result::Result<Map<String, Value>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map.clone()),
+        Some(other) => {
+            let shown: String = other.to_string().chars().take(60).collect();
+            Err(format!("the attributes in '{key}' are not a JSON object (got {shown})"))
+        }
+    }
+}
+
 /// What one round trip tells about a group: its attributes (`None` if it is
 /// not a group) and, from consolidated metadata, its arrays.
 struct GroupNodes {
@@ -281,7 +325,8 @@ impl GroupNodes {
             if meta.get("node_type").and_then(Value::as_str) != Some("group") {
                 return Err(invalid("is not a group (zarr.json node_type is not 'group')".into()));
             }
-            let attributes = meta.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+            check_group_format(meta, true).map_err(&invalid)?;
+            let attributes = attributes_of(meta.get("attributes"), "zarr.json").map_err(&invalid)?;
             let mut consolidated = None;
             if use_consolidated {
                 consolidated = consolidated_v3(meta, "").map_err(&invalid)?;
@@ -304,7 +349,10 @@ impl GroupNodes {
         if v2[0].is_none() {
             return Ok(Self { attributes: None, consolidated: None });
         }
-        let attributes = v2[1].as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+        if let Some(zgroup) = &v2[0] {
+            check_group_format(zgroup, false).map_err(&invalid)?;
+        }
+        let attributes = attributes_of(v2[1].as_ref(), ".zattrs").map_err(&invalid)?;
         let consolidated = match (&v2[2], &v2[3]) {
             (Some(zmeta), _) => consolidated_v2(zmeta, "").map_err(&invalid)?,
             (None, Some(zmeta)) => consolidated_v2(zmeta, prefix).map_err(&invalid)?,
@@ -472,7 +520,8 @@ fn open_column(
     if shape[0] > MAX_ROWS {
         return Err(err(format!("declared length {} is implausibly large", shape[0])));
     }
-    let attributes = json.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+    let attributes =
+        attributes_of(json.get("attributes"), if raw.v3 { "zarr.json" } else { ".zattrs" }).map_err(err)?;
 
     let mapping: DtypeMapping = if raw.v3 {
         dtype::from_v3(json.get("data_type").unwrap_or(&Value::Null))
@@ -493,7 +542,7 @@ fn open_column(
             .unwrap_or_else(|| patched_fill_value(m.get("fill_value"), replacement));
         m.insert("fill_value".into(), fill);
     }
-    let outer_zstd = outer_codec_is_zstd(&json, raw.v3);
+    let outer_codec = outer_codec(&json, raw.v3);
     let sharded = json
         .get("codecs")
         .and_then(Value::as_array)
@@ -510,14 +559,14 @@ fn open_column(
     let path = format!("/{prefix}{name}");
     let mut array = Array::new_with_metadata(storage.clone(), &path, metadata.clone())
         .map_err(|e| err(format!("cannot open array: {e}")))?;
-    if outer_zstd {
-        // Bound what a zstd frame header may make the decoder allocate.
+    if let Some(codec) = outer_codec {
+        // Bound what a compressed chunk may make the decoder allocate.
         let rows = array.chunk_shape(&[0]).map(|s| s[0].get()).unwrap_or(0);
         let limit = match array.data_type().fixed_size() {
-            Some(size) if !sharded => rows.saturating_mul(size as u64).saturating_add(ZSTD_SLACK_BYTES),
+            Some(size) if !sharded => rows.saturating_mul(size as u64).saturating_add(CODEC_SLACK_BYTES),
             _ => MAX_CHUNK_BYTES,
         };
-        let guarded: Arc<DynStorage> = Arc::new(ZstdGuard::new(storage.clone(), limit));
+        let guarded: Arc<DynStorage> = Arc::new(CodecGuard::new(storage.clone(), codec, limit));
         array = Array::new_with_metadata(guarded, &path, metadata)
             .map_err(|e| err(format!("cannot open array: {e}")))?;
     }
@@ -533,18 +582,18 @@ fn open_column(
     Ok(MetaColumn { name: name.to_string(), kind, array, chunk_bounds, attributes })
 }
 
-/// Bytes a zstd-compressed chunk may decode to beyond its elements (checksums
-/// and other framing of inner codecs).
-const ZSTD_SLACK_BYTES: u64 = 64 << 10;
+/// Bytes a compressed chunk may decode to beyond its elements (checksums and
+/// other framing of inner codecs).
+const CODEC_SLACK_BYTES: u64 = 64 << 10;
 
-/// Whether the codec applied last when encoding (first when decoding) is zstd.
-fn outer_codec_is_zstd(json: &Value, v3: bool) -> bool {
-    if v3 {
+/// The codec applied last when encoding (first when decoding), if guarded.
+fn outer_codec(json: &Value, v3: bool) -> Option<Codec> {
+    let name = if v3 {
         json.get("codecs").and_then(Value::as_array).and_then(|c| c.last()).and_then(|c| c.get("name"))
-            == Some(&Value::from("zstd"))
     } else {
-        json.get("compressor").and_then(|c| c.get("id")) == Some(&Value::from("zstd"))
-    }
+        json.get("compressor").and_then(|c| c.get("id"))
+    };
+    name.and_then(Value::as_str).and_then(Codec::from_name)
 }
 
 /// Keys of Zarr v3 array metadata; any other key is an extension.

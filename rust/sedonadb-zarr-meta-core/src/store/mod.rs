@@ -39,11 +39,11 @@ macro_rules! delegate_listable {
     };
 }
 
+pub mod codec_guard;
 pub mod config;
 pub mod icechunk;
 pub mod local;
 pub mod remote;
-pub mod zstd_guard;
 
 use std::path::PathBuf;
 use std::sync::Arc;

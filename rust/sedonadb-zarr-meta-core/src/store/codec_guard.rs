@@ -1,0 +1,211 @@
+//! A storage wrapper for arrays whose outermost codec is zstd, blosc or gzip:
+//! a chunk is checked before zarrs decodes it, so hostile bytes fail that
+//! chunk with a clear error instead of aborting the process or being read
+//! leniently.
+//!
+//! - zstd: a frame header declaring more decoded bytes than a chunk of the
+//!   array holds is refused (zarrs' decoder allocates whatever it declares).
+//! - blosc: the header's decoded size must fit a chunk, and its compressed
+//!   size must be the chunk's size (no truncation, no trailing bytes).
+//! - gzip: the stream is inflated into nothing, at most a chunk's size (a
+//!   compression bomb stops there), and must end where the chunk ends.
+
+use std::sync::Arc;
+
+use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs_storage::{Bytes, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
+
+use super::DynStorage;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// The decoded size a zstd frame header declares, if it declares one.
+pub fn frame_content_size(bytes: &[u8]) -> Option<u64> {
+    if bytes.get(..4)? != ZSTD_MAGIC {
+        return None;
+    }
+    let descriptor = *bytes.get(4)?;
+    let fcs_flag = descriptor >> 6;
+    let single_segment = descriptor & 0x20 != 0;
+    let dict_bytes = [0usize, 1, 2, 4][(descriptor & 0x03) as usize];
+    let fcs_bytes = match fcs_flag {
+        0 if single_segment => 1,
+        0 => return None,
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let start = 5 + usize::from(!single_segment) + dict_bytes;
+    let field = bytes.get(start..start + fcs_bytes)?;
+    let mut value = [0u8; 8];
+    value[..fcs_bytes].copy_from_slice(field);
+    let size = u64::from_le_bytes(value);
+    Some(if fcs_bytes == 2 { size + 256 } else { size })
+}
+
+/// The outermost codec of an array's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Zstd,
+    Blosc,
+    Gzip,
+}
+
+impl Codec {
+    /// The codec of this name (v3 codec names, v2 compressor ids), if guarded.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "zstd" => Some(Self::Zstd),
+            "blosc" => Some(Self::Blosc),
+            "gzip" => Some(Self::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// Decoded and compressed sizes a blosc header declares.
+pub fn blosc_sizes(bytes: &[u8]) -> Option<(u64, u64)> {
+    let header = bytes.get(..16)?;
+    let word =
+        |i: usize| u64::from(u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]));
+    Some((word(4), word(12)))
+}
+
+/// Inflate a gzip member into nothing, at most `limit` bytes; returns the
+/// bytes left after the member.
+fn gzip_trailing(bytes: &[u8], limit: u64) -> Result<usize, String> {
+    use std::io::Read;
+    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+    let inflated = std::io::copy(&mut (&mut decoder).take(limit + 1), &mut std::io::sink())
+        .map_err(|e| format!("invalid gzip stream: {e}"))?;
+    if inflated > limit {
+        return Err(format!(
+            "the gzip stream inflates to more than a chunk of this array holds ({limit} bytes)"
+        ));
+    }
+    Ok(decoder.into_inner().len())
+}
+
+/// Storage of one array whose encoded chunks, in `codec`, decode to at most
+/// `limit` bytes.
+pub struct CodecGuard {
+    inner: Arc<DynStorage>,
+    codec: Codec,
+    limit: u64,
+}
+
+impl CodecGuard {
+    pub fn new(inner: Arc<DynStorage>, codec: Codec, limit: u64) -> Self {
+        Self { inner, codec, limit }
+    }
+
+    fn check(&self, key: &StoreKey, bytes: &Bytes) -> Result<(), StorageError> {
+        let limit = self.limit;
+        let problem = match self.codec {
+            Codec::Zstd => match frame_content_size(bytes) {
+                Some(size) if size > limit => Some(format!(
+                    "the zstd frame declares {size} decoded bytes, more than a chunk of this array holds ({limit})"
+                )),
+                _ => None,
+            },
+            Codec::Blosc => match blosc_sizes(bytes) {
+                None => Some(format!("{} bytes are too few for a blosc header", bytes.len())),
+                Some((decoded, _)) if decoded > limit => Some(format!(
+                    "the blosc header declares {decoded} decoded bytes, more than a chunk of this array holds \
+                     ({limit})"
+                )),
+                Some((_, compressed)) if compressed != bytes.len() as u64 => Some(format!(
+                    "the blosc header declares {compressed} compressed bytes but the chunk has {}",
+                    bytes.len()
+                )),
+                Some(_) => None,
+            },
+            Codec::Gzip => match gzip_trailing(bytes, limit) {
+                Err(e) => Some(e),
+                Ok(0) => None,
+                Ok(n) => Some(format!("{n} trailing bytes after the gzip stream")),
+            },
+        };
+        match problem {
+            Some(p) => Err(StorageError::Other(format!("{}: {p}", key.as_str()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ReadableStorageTraits for CodecGuard {
+    fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+        let value = self.inner.get(key)?;
+        if let Some(bytes) = &value {
+            self.check(key, bytes)?;
+        }
+        Ok(value)
+    }
+
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        let Some(parts) = self.inner.get_partial_many(key, Box::new(ranges.clone().into_iter()))? else {
+            return Ok(None);
+        };
+        let parts: Vec<Result<Bytes, StorageError>> = parts.collect();
+        for (range, part) in ranges.iter().zip(&parts) {
+            if let (ByteRange::FromStart(0, _), Ok(bytes)) = (range, part) {
+                self.check(key, bytes)?;
+            }
+        }
+        Ok(Some(Box::new(parts.into_iter())))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+delegate_listable!(CodecGuard, inner);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_declared_size() {
+        // Single segment, 1-byte size field: 0x20, size 100.
+        assert_eq!(frame_content_size(&[0x28, 0xB5, 0x2F, 0xFD, 0x20, 100]), Some(100));
+        // 2-byte field adds 256; window descriptor present.
+        assert_eq!(frame_content_size(&[0x28, 0xB5, 0x2F, 0xFD, 0x40, 0x00, 0x01, 0x00]), Some(257));
+        // 8-byte field, single segment.
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+        frame.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert_eq!(frame_content_size(&frame), Some(1 << 60));
+        // No size declared, or not zstd at all.
+        assert_eq!(frame_content_size(&[0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x00]), None);
+        assert_eq!(frame_content_size(b"not zstd"), None);
+    }
+
+    #[test]
+    fn blosc_and_gzip_checks() {
+        let mut header = vec![2u8, 1, 0, 8];
+        header.extend_from_slice(&64u32.to_le_bytes());
+        header.extend_from_slice(&64u32.to_le_bytes());
+        header.extend_from_slice(&20u32.to_le_bytes());
+        header.extend_from_slice(&[0; 4]);
+        assert_eq!(blosc_sizes(&header), Some((64, 20)));
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&[7u8; 1000]).unwrap();
+        let mut gz = encoder.finish().unwrap();
+        assert_eq!(gzip_trailing(&gz, 1000), Ok(0));
+        assert!(gzip_trailing(&gz, 999).unwrap_err().contains("inflates to more than"));
+        gz.extend_from_slice(b"junk");
+        assert_eq!(gzip_trailing(&gz, 1000), Ok(4));
+        assert!(gzip_trailing(b"not gzip", 10).is_err());
+    }
+}
