@@ -3,8 +3,10 @@
 //! chunk with a clear error instead of aborting the process or being read
 //! leniently.
 //!
-//! - zstd: a frame header declaring more decoded bytes than a chunk of the
-//!   array holds is refused (zarrs' decoder allocates whatever it declares).
+//! - zstd: frames declaring more decoded bytes than a chunk of the array
+//!   holds are refused (zarrs' decoder allocates whatever they declare);
+//!   frames declaring no size are decoded into nothing, at most a chunk's
+//!   size, first (a compression bomb stops there).
 //! - blosc: the header's decoded size must fit a chunk, and its compressed
 //!   size must be the chunk's size (no truncation, no trailing bytes).
 //! - gzip: the stream is inflated into nothing, at most a chunk's size (a
@@ -17,30 +19,22 @@ use zarrs_storage::{Bytes, MaybeBytes, MaybeBytesIterator, ReadableStorageTraits
 
 use super::DynStorage;
 
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// The most a zstd block decodes to: a frame's decoded size is bounded by
+/// its declared size, or, where it declares none, by its blocks × this.
+const ZSTD_BLOCK_MAX: u64 = 128 << 10;
 
-/// The decoded size a zstd frame header declares, if it declares one.
-pub fn frame_content_size(bytes: &[u8]) -> Option<u64> {
-    if bytes.get(..4)? != ZSTD_MAGIC {
-        return None;
+/// Whether zstd frames may decode to more than `limit` bytes (zarrs allocates
+/// the frames' upper bound before decoding): refused before any allocation.
+/// The bound is the declared sizes, or blocks × 128 KiB where a frame
+/// declares none, so a compression bomb is refused by its block count.
+fn zstd_problem(bytes: &[u8], limit: u64) -> Option<String> {
+    match zstd::bulk::Decompressor::upper_bound(bytes) {
+        Some(bound) if bound as u64 > limit.saturating_add(ZSTD_BLOCK_MAX) => Some(format!(
+            "the zstd frame declares {bound} decoded bytes, more than a chunk of this array holds ({limit})"
+        )),
+        Some(_) => None,
+        None => Some("invalid zstd stream (no valid frame header)".to_string()),
     }
-    let descriptor = *bytes.get(4)?;
-    let fcs_flag = descriptor >> 6;
-    let single_segment = descriptor & 0x20 != 0;
-    let dict_bytes = [0usize, 1, 2, 4][(descriptor & 0x03) as usize];
-    let fcs_bytes = match fcs_flag {
-        0 if single_segment => 1,
-        0 => return None,
-        1 => 2,
-        2 => 4,
-        _ => 8,
-    };
-    let start = 5 + usize::from(!single_segment) + dict_bytes;
-    let field = bytes.get(start..start + fcs_bytes)?;
-    let mut value = [0u8; 8];
-    value[..fcs_bytes].copy_from_slice(field);
-    let size = u64::from_le_bytes(value);
-    Some(if fcs_bytes == 2 { size + 256 } else { size })
 }
 
 /// The outermost codec of an array's chunks.
@@ -102,12 +96,7 @@ impl CodecGuard {
     fn check(&self, key: &StoreKey, bytes: &Bytes) -> Result<(), StorageError> {
         let limit = self.limit;
         let problem = match self.codec {
-            Codec::Zstd => match frame_content_size(bytes) {
-                Some(size) if size > limit => Some(format!(
-                    "the zstd frame declares {size} decoded bytes, more than a chunk of this array holds ({limit})"
-                )),
-                _ => None,
-            },
+            Codec::Zstd => zstd_problem(bytes, limit),
             Codec::Blosc => match blosc_sizes(bytes) {
                 None => Some(format!("{} bytes are too few for a blosc header", bytes.len())),
                 Some((decoded, _)) if decoded > limit => Some(format!(
@@ -176,18 +165,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_declared_size() {
-        // Single segment, 1-byte size field: 0x20, size 100.
-        assert_eq!(frame_content_size(&[0x28, 0xB5, 0x2F, 0xFD, 0x20, 100]), Some(100));
-        // 2-byte field adds 256; window descriptor present.
-        assert_eq!(frame_content_size(&[0x28, 0xB5, 0x2F, 0xFD, 0x40, 0x00, 0x01, 0x00]), Some(257));
-        // 8-byte field, single segment.
-        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
-        frame.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        assert_eq!(frame_content_size(&frame), Some(1 << 60));
-        // No size declared, or not zstd at all.
-        assert_eq!(frame_content_size(&[0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x00]), None);
-        assert_eq!(frame_content_size(b"not zstd"), None);
+    fn zstd_bounds() {
+        let big = vec![5u8; 1 << 20];
+        let frame = zstd::bulk::compress(&big, 3).unwrap();
+        assert_eq!(zstd_problem(&frame, 1 << 20), None);
+        assert!(zstd_problem(&frame, 1000).unwrap().contains("declares 1048576 decoded bytes"));
+        // Two frames: their sizes add up.
+        let two = [frame.clone(), frame.clone()].concat();
+        assert!(zstd_problem(&two, 1 << 20).unwrap().contains("declares 2097152"));
+        // A frame without a declared size (a compression bomb looks like this)
+        // is bounded by its blocks.
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, &vec![0u8; 8 << 20]).unwrap();
+        let unsized_frame = encoder.finish().unwrap();
+        assert!(unsized_frame.len() < 2048, "{}", unsized_frame.len());
+        assert_eq!(zstd_problem(&unsized_frame, 8 << 20), None);
+        let e = zstd_problem(&unsized_frame, 1 << 20).unwrap();
+        assert!(e.contains("more than a chunk of this array holds"), "{e}");
+        assert!(zstd_problem(b"not zstd at all", 10).unwrap().contains("invalid zstd stream"));
     }
 
     #[test]
