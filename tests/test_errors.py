@@ -452,3 +452,90 @@ def test_how_each_surface_reports_errors(sedona, tmp_path):
     for run, cls in opening:
         with pytest.raises(cls, match="nope.zarr: store not found"):
             run()
+
+
+def _sharded(tmp_path: Path) -> Path:
+    path = tmp_path / "s.zarr"
+    g = zarr.open_group(str(path), mode="w").create_group("meta")
+    g.create_array("n", shape=(64,), dtype="int64", chunks=(8,), shards=(32,))[:] = np.arange(64)
+    return path
+
+
+def _sharding_config(path: Path, change) -> None:
+    meta_file = path / "meta" / "n" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    change(next(c for c in meta["codecs"] if c["name"] == "sharding_indexed")["configuration"])
+    meta_file.write_text(json.dumps(meta))
+
+
+def test_shard_index_codecs_that_disagree_with_the_index(tmp_path):
+    path = _sharded(tmp_path)
+    _sharding_config(
+        path, lambda c: c.update(index_codecs=[{"name": "bytes", "configuration": {"endian": "little"}}])
+    )
+    with pytest.raises(ValueError, match=r"s.zarr: array 'n': cannot read rows 0..32: .*out-of-bounds"):
+        open_meta(str(path)).scan().read_all()
+
+
+def test_sharded_inner_chunk_of_the_wrong_length(tmp_path):
+    """An inner chunk decoding to fewer values than its shape is an error, not garbage."""
+    from numcodecs import Zstd
+
+    path = _sharded(tmp_path)
+    _sharding_config(
+        path, lambda c: c.update(index_codecs=[{"name": "bytes", "configuration": {"endian": "little"}}])
+    )
+
+    def write_shard(shard: int, parts: list) -> None:
+        encoded = [Zstd(level=0).encode(np.asarray(p, dtype="<i8").tobytes()) for p in parts]
+        index, offset = b"", 0
+        for part in encoded:
+            index += offset.to_bytes(8, "little") + len(part).to_bytes(8, "little")
+            offset += len(part)
+        (path / "meta" / "n" / "c" / str(shard)).write_bytes(b"".join(encoded) + index)
+
+    write_shard(0, [[100, 101, 102, 103]] + [np.arange(i * 8, i * 8 + 8) for i in range(1, 4)])
+    write_shard(1, [np.arange(i * 8, i * 8 + 8) for i in range(4, 8)])
+    with pytest.raises(
+        ValueError, match=r"array 'n': cannot read rows 0..32: the size of a decoded chunk is 32"
+    ):
+        open_meta(str(path)).scan().read_all()
+    # The other shard is intact.
+    assert open_meta(str(path)).scan(start=32, end=64).read_all().column("n").to_pylist() == list(
+        range(32, 64)
+    )
+
+
+def test_limit_on_metadata_claiming_far_more_rows_than_written(tmp_path):
+    """Metadata claiming 20M rows over 40 written ones: LIMIT 5 answers in bounded
+    memory (a subprocess capped at its footprint + 2 GiB) with rows of the
+    claimed array (missing chunks read as fill values, as in zarr-python)."""
+    import subprocess
+    import sys
+
+    uri = write_group(tmp_path / "claim.zarr", {"n": np.arange(40, dtype="int64")}, chunks=8)
+    patch_metadata(tmp_path / "claim.zarr", "n", lambda m: m.update(shape=[20_000_000]))
+    script = (
+        "import resource, sys, pyarrow as pa, sedonadb, datafusion\n"
+        "from sedonadb_zarr_meta import open_meta, register\n"
+        "s, c = register(sedonadb.connect()), register(datafusion.SessionContext())\n"
+        "vm = next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmSize'))\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (2 << 30), vm + (2 << 30)))\n"
+        "q = f\"SELECT n FROM sd_read_zarr_meta('{sys.argv[1]}') LIMIT 5\"\n"
+        "print(pa.table(s.sql(q)).num_rows, c.sql(q).to_arrow_table().num_rows,\n"
+        "      pa.table(open_meta(sys.argv[1]).scan(end=5)).column('n').to_pylist())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["5", "5", "[0,", "1,", "2,", "3,", "4]"]
+
+
+def test_oversized_file_in_place_of_a_chunk_is_not_read(tmp_path):
+    """A (sparse) 5 GB file where a chunk belongs fails that chunk at once."""
+    path, uri = good_store(tmp_path)
+    with open(path / "meta" / "a" / "c" / "1", "wb") as f:
+        f.truncate(5 << 30)
+    with pytest.raises(
+        ValueError, match=r"array 'a': cannot read rows 100..200: meta/a/c/1: the file is 5368709120"
+    ):
+        open_meta(uri).scan().read_all()
