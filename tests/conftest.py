@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,19 @@ def items_table(n: int = 500, seed: int = 7) -> pa.Table:
             "bbox": pa.array(data["bbox"].tolist(), pa.binary()),
         }
     )
+
+
+def collect(con, query: str) -> pa.Table:
+    """The result of ``query`` on a SedonaDB or datafusion-python context, as a pyarrow Table."""
+    df = con.sql(query)
+    return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
+
+
+def call(uri: str, options: dict | None = None) -> str:
+    """The SQL call ``sd_read_zarr_meta(uri [, options_json])``."""
+    if options:
+        return f"sd_read_zarr_meta('{uri}', '{json.dumps(options)}')"
+    return f"sd_read_zarr_meta('{uri}')"
 
 
 def regions_parquet(path: Path, boxes: dict[str, tuple[float, float, float, float]]) -> Path:

@@ -6,7 +6,6 @@ errors naming them; the same on the loopback S3 server."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ import pytest
 import zarr
 from sedonadb_zarr_meta import ZarrMetaSpec, list_versions, open_meta, register, write_meta
 
-from .conftest import items_table, write_group
+from .conftest import call, collect, items_table, write_group
 
 icechunk = pytest.importorskip(
     "icechunk", reason="Icechunk repositories are written with the icechunk package (Python >= 3.12)"
@@ -37,17 +36,6 @@ def batch(n: int, start: int, seed: int) -> pa.Table:
 
 def ids(table: pa.Table) -> list[str]:
     return sorted(table.column("id").to_pylist())
-
-
-def collect(con, query: str) -> pa.Table:
-    df = con.sql(query)
-    return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
-
-
-def call(uri: str, options: dict | None = None) -> str:
-    return (
-        f"sd_read_zarr_meta('{uri}', '{json.dumps(options)}')" if options else f"sd_read_zarr_meta('{uri}')"
-    )
 
 
 @pytest.fixture(scope="module")

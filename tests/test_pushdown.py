@@ -13,7 +13,7 @@ import pytest
 import shapely
 from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
 
-from .conftest import items_table, write_group
+from .conftest import collect, items_table, write_group
 
 N = 3000
 CHUNK = 250
@@ -113,11 +113,6 @@ def _geom_sql(host: str, wkt: str) -> str:
     return f"sd_geomfromtext('{wkt}')"
 
 
-def _collect(con, query):
-    df = con.sql(query)
-    return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
-
-
 @pytest.mark.parametrize("host", ["sedonadb", "datafusion"])
 @pytest.mark.parametrize("store", ["stats", "plain"])
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[c[0][:40] for c in CASES])
@@ -125,10 +120,10 @@ def test_pushdown_never_changes_results(hosts, stores, host, store, case):
     predicate, mask_of = CASES[case]
     con = hosts[host]
     uri = stores[store]
-    full = _collect(con, f"SELECT * FROM sd_read_zarr_meta('{uri}')")
+    full = collect(con, f"SELECT * FROM sd_read_zarr_meta('{uri}')")
     expected = sorted(np.asarray(full.column("id").to_pylist(), dtype=object)[mask_of(full)].tolist())
     where = predicate.format(g=_geom_sql(host, AREA), p=_geom_sql(host, POINT))
-    got = _collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")
+    got = collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")
     assert sorted(got.column("id").to_pylist()) == expected
 
 
@@ -141,7 +136,7 @@ def test_spec_bbox_pushdown_matches(hosts, stores, store):
         np.asarray(full.column("id").to_pylist(), dtype=object)[_geom_mask(full, "intersects", AREA)].tolist()
     )
     con.read(uri, format=ZarrMetaSpec()).to_view("spec_view", overwrite=True)
-    got = _collect(con, f"SELECT id FROM spec_view WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})")
+    got = collect(con, f"SELECT id FROM spec_view WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})")
     assert sorted(got.column("id").to_pylist()) == expected
 
 
@@ -177,7 +172,7 @@ def test_chunks_are_skipped_with_statistics(stores, tmp_path):
     import sedonadb
 
     con = register(sedonadb.connect())
-    got = _collect(
+    got = collect(
         con,
         f"SELECT id FROM sd_read_zarr_meta('{dst.as_uri()}') "
         f"WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})",
@@ -241,7 +236,7 @@ def test_malformed_statistics_never_prune(stores, tmp_path, case):
         f"ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)}) AND cloud_cover < 50 "
         "AND n >= 100 AND date < TIMESTAMP '2024-09-01'"
     )
-    got = _collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")
+    got = collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")
     mask = (
         _geom_mask(full, "intersects", AREA)
         & (full["cloud_cover"].to_numpy() < 50)

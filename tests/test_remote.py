@@ -22,7 +22,7 @@ import zarr
 from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
 
 from . import s3proxy
-from .conftest import items, items_table, regions_parquet, sjoin_pairs, write_group
+from .conftest import call, collect, items, items_table, regions_parquet, sjoin_pairs, write_group
 from .s3proxy import S3Server, free_port, start_process, wait_for
 
 BUCKET = "catalog"
@@ -90,17 +90,6 @@ def hosts():
     import sedonadb
 
     return {"sedonadb": register(sedonadb.connect()), "datafusion": register(datafusion.SessionContext())}
-
-
-def collect(con, query: str) -> pa.Table:
-    df = con.sql(query)
-    return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
-
-
-def call(uri: str, options: dict | None = None) -> str:
-    return (
-        f"sd_read_zarr_meta('{uri}', '{json.dumps(options)}')" if options else f"sd_read_zarr_meta('{uri}')"
-    )
 
 
 def sorted_rows(table: pa.Table) -> pa.Table:

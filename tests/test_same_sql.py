@@ -15,7 +15,7 @@ import pytest
 import shapely
 from sedonadb_zarr_meta import open_meta, register, register_geoparquet, write_meta
 
-from .conftest import items_table, regions_parquet
+from .conftest import collect, items_table, regions_parquet
 
 N = 2000
 CHUNK = 100
@@ -111,11 +111,6 @@ def hosts(data):
     ctx = register(datafusion.SessionContext())
     register_geoparquet(ctx, "regions", str(data["regions"]))
     return {"sedonadb": sedona, "datafusion": ctx}
-
-
-def collect(con, query: str) -> pa.Table:
-    df = con.sql(query)
-    return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
 
 
 def normalized(table: pa.Table) -> list[tuple]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyarrow as pa
 import pytest
 import shapely
 from sedonadb_zarr_meta import ZarrMetaSpec, register
 
-from .conftest import regions_parquet, sjoin_pairs, write_group
+from .conftest import call, collect, regions_parquet, sjoin_pairs, write_group
 
 AREA = "POLYGON((-20 -10, 40 -10, 40 35, -20 35, -20 -10))"
 
@@ -27,19 +25,8 @@ def host(request, sedona, datafusion_ctx):
     return sedona if request.param == "sedonadb" else datafusion_ctx
 
 
-def collect(con, query: str) -> pa.Table:
-    df = con.sql(query)
-    return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
-
-
 def ids(table: pa.Table) -> list[str]:
     return sorted(table.column("id").to_pylist())
-
-
-def call(uri: str, options: dict | None = None) -> str:
-    if options:
-        return f"sd_read_zarr_meta('{uri}', '{json.dumps(options)}')"
-    return f"sd_read_zarr_meta('{uri}')"
 
 
 def test_select_star_and_projection(host, items_store, items_data):

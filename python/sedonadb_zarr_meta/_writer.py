@@ -485,10 +485,8 @@ def _write_icechunk(
     write: tuple[Any, ...],
 ) -> str:
     """Write into a new session of ``uri``'s repository and commit it."""
-    text = str(uri)
-    if "://" not in text:
-        text = Path(text).resolve().as_uri()
     location = str(uri) if "://" in str(uri) else str(Path(str(uri)).resolve())
+    text = location if "://" in location else Path(location).as_uri()
     session = _icechunk.writable_session(location, storage_options, branch or _icechunk.DEFAULT_BRANCH, True)
     rows = _write(data, session.store, text, *write)
     mode = write[4]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sedonadb_zarr_meta import _lib
 
 ROWS = 40
 CHUNK = 8
@@ -303,19 +304,7 @@ def make_case(seed: int, root: Path) -> Path:
             (store / "meta" / os.fsdecode(b"bad\xffname")).mkdir()
         what = f"file-system op {op} on {target.relative_to(store)}"
     elif kind == "options":
-        keys = [
-            "group",
-            "arrays",
-            "geometry_columns",
-            "crs",
-            "batch_size",
-            "pushdown",
-            "max_concurrency",
-            "consolidated",
-            "storage_options",
-            "branch",
-            "bogus",
-        ]
+        keys = [*_lib.OPTION_KEYS, "bogus"]
         for key in rng.sample(keys, rng.randint(1, 3)):
             options[key] = rng.choice(JUNK + [["id"], ["id", "id"], ["nope"], ["bbox"], "meta", 1, 7, False])
         what = f"options {options!r}"[:200]

@@ -173,10 +173,9 @@ fn text_of(v: &ScalarValue) -> Option<&str> {
 /// `SRID=n;WKT` → (n, WKT); plain WKT → (0, WKT).
 fn split_ewkt(text: &str) -> Result<(i64, &str), String> {
     let trimmed = text.trim_start();
-    let Some(prefix) = trimmed.get(..5).filter(|p| p.eq_ignore_ascii_case("SRID=")) else {
+    if !trimmed.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("SRID=")) {
         return Ok((0, trimmed));
-    };
-    let _ = prefix;
+    }
     let rest = &trimmed[5..];
     let (srid, wkt) =
         rest.split_once(';').ok_or_else(|| format!("invalid EWKT '{text:.60}': no ';' after SRID"))?;

@@ -264,18 +264,12 @@ fn check_group_format(json: &Value, v3: bool) -> std::result::Result<(), String>
         Some(f) if f == want => {}
         _ => return Err(format!("the group metadata has no valid 'zarr_format' (expected {want})")),
     }
-    if v3 {
-        for (key, value) in map {
-            let ignorable = value.get("must_understand").and_then(Value::as_bool) == Some(false);
-            if !V3_GROUP_KEYS.contains(&key.as_str()) && !ignorable {
-                return Err(format!(
-                    "the group metadata has the extension '{key}', which a reader must understand and this one \
-                     does not"
-                ));
-            }
-        }
+    match unknown_extension(map, &V3_GROUP_KEYS).filter(|_| v3) {
+        Some(key) => Err(format!(
+            "the group metadata has the extension '{key}', which a reader must understand and this one does not"
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A node's attributes: absent is empty; anything but a JSON object is an
@@ -611,6 +605,17 @@ const V3_ARRAY_KEYS: [&str; 11] = [
     "dimension_names",
 ];
 
+/// The first key of a v3 node's metadata that is neither `known` nor marked
+/// `must_understand: false`: an extension a reader would have to understand.
+fn unknown_extension<'a>(map: &'a Map<String, Value>, known: &[&str]) -> Option<&'a str> {
+    map.iter()
+        .find(|(key, value)| {
+            !known.contains(&key.as_str())
+                && value.get("must_understand").and_then(Value::as_bool) != Some(false)
+        })
+        .map(|(key, _)| key.as_str())
+}
+
 /// The metadata declares the format it was read as, and (v3) carries no
 /// extension a reader must understand: those change what the bytes mean.
 fn check_format(json: &Value, v3: bool) -> std::result::Result<(), String> {
@@ -623,17 +628,12 @@ fn check_format(json: &Value, v3: bool) -> std::result::Result<(), String> {
         Some(f) => return Err(format!("zarr_format {f} is not supported here (expected {want})")),
         None => return Err(format!("metadata has no valid 'zarr_format' (expected {want})")),
     }
-    if v3 {
-        for (key, value) in map {
-            let ignorable = value.get("must_understand").and_then(Value::as_bool) == Some(false);
-            if !V3_ARRAY_KEYS.contains(&key.as_str()) && !ignorable {
-                return Err(format!(
-                    "metadata has the extension '{key}', which a reader must understand and this one does not"
-                ));
-            }
-        }
+    match unknown_extension(map, &V3_ARRAY_KEYS).filter(|_| v3) {
+        Some(key) => Err(format!(
+            "metadata has the extension '{key}', which a reader must understand and this one does not"
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The fill value to pair with a replacement data type: NaT/integers for
