@@ -12,7 +12,7 @@ import shapely
 import zarr
 from sedonadb_zarr_meta import MetaTable, ZarrMetaError, ZarrMetaSpec, open_meta
 
-from .conftest import write_group
+from .conftest import call, collect, write_group
 
 
 def good_store(tmp_path: Path, **kw) -> tuple[Path, str]:
@@ -539,3 +539,19 @@ def test_oversized_file_in_place_of_a_chunk_is_not_read(tmp_path):
         ValueError, match=r"array 'a': cannot read rows 100..200: meta/a/c/1: the file is 5368709120"
     ):
         open_meta(uri).scan().read_all()
+
+
+def test_crs_option_must_look_like_a_crs(sedona, tmp_path):
+    """A crs option SedonaDB cannot parse failed later inside the host without
+    naming the option; it is refused when the options are read."""
+    import datafusion
+    from sedonadb_zarr_meta import register
+
+    _, uri = good_store(tmp_path)
+    with pytest.raises(ValueError, match="'crs' must be an authority code"):
+        open_meta(uri, crs="meta")
+    ctx = register(datafusion.SessionContext())
+    for con in (sedona, ctx):
+        with pytest.raises(Exception, match="'crs' must be an authority code"):
+            collect(con, f"SELECT count(*) FROM {call(uri, {'crs': 'meta'})}")
+    assert open_meta(uri, crs="EPSG:32633").num_rows == 300

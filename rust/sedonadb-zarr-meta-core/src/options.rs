@@ -150,6 +150,20 @@ impl Default for ReadOptions {
     }
 }
 
+/// Whether `crs` has the form of a CRS: `AUTHORITY:CODE`, a PROJJSON object
+/// or WKT2 (what hosts parse; anything else fails inside them, unnamed).
+fn is_crs_text(crs: &str) -> bool {
+    let t = crs.trim();
+    if t.starts_with('{') {
+        return matches!(serde_json::from_str::<serde_json::Value>(t), Ok(serde_json::Value::Object(_)));
+    }
+    if t.contains('[') {
+        return true;
+    }
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    matches!(t.split_once(':'), Some((authority, code)) if word(authority) && word(code))
+}
+
 impl ReadOptions {
     /// Parse options from a JSON object; unknown keys, wrong types and
     /// out-of-range values are errors that name the key.
@@ -205,6 +219,12 @@ impl ReadOptions {
         }
         if self.crs.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err(ZarrMetaError::InvalidOption("'crs' must be a non-empty string".into()));
+        }
+        if let Some(crs) = self.crs.as_deref().filter(|c| !is_crs_text(c)) {
+            let shown: String = crs.chars().take(60).collect();
+            return Err(ZarrMetaError::InvalidOption(format!(
+                "'crs' must be an authority code such as \"EPSG:32633\", a PROJJSON object or WKT2, got \"{shown}\""
+            )));
         }
         let versions = [("branch", &self.branch), ("tag", &self.tag), ("snapshot", &self.snapshot)];
         let chosen: Vec<&str> = versions.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
@@ -275,6 +295,15 @@ mod tests {
         assert!(e.contains("not valid JSON"), "{e}");
         let e = ReadOptions::from_json(r#"{"max_concurrency": 0}"#).unwrap_err().to_string();
         assert!(e.contains("max_concurrency"), "{e}");
+        let e = ReadOptions::from_json(r#"{"crs": "meta"}"#).unwrap_err().to_string();
+        assert!(e.contains("'crs' must be an authority code"), "{e}");
+        for ok in [
+            r#"{"crs": "EPSG:32633"}"#,
+            r#"{"crs": "OGC:CRS84"}"#,
+            r#"{"crs": "{\"type\": \"GeographicCRS\"}"}"#,
+        ] {
+            assert!(ReadOptions::from_json(ok).is_ok(), "{ok}");
+        }
         let e = ReadOptions::from_json(r#"{"branch": "dev", "tag": "v1"}"#).unwrap_err().to_string();
         assert!(e.contains("at most one of 'branch', 'tag' and 'snapshot'"), "{e}");
         let e = ReadOptions::from_json(r#"{"tag": " "}"#).unwrap_err().to_string();
