@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sedonadb_zarr_meta import _icechunk, _lib
+from sedonadb_zarr_meta import _icechunk, _lib, _stac
 from sedonadb_zarr_meta._options import validate_options
+from sedonadb_zarr_meta._progress import Progress
 
 STATS_ATTRIBUTE = "zarr_meta:stats"
 DEFAULT_CHUNK_SIZE = 100_000
@@ -184,13 +185,22 @@ def _from_geodataframe(gdf: Any) -> tuple[pa.Table, dict[str, Any]]:
 def _from_stac_geoparquet(path: Path) -> tuple[pa.Table, dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    return table, {}
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    return _stac.normalise_stac_geoparquet(pq.read_table(path)), {}
 
 
-def _as_table(data: Any) -> tuple[pa.Table, dict[str, Any]]:
+def _from_items(data: Any, progress: bool | None) -> tuple[pa.Table, dict[str, Any]]:
+    with Progress("reading STAC items", None, "items", enabled=progress) as bar:
+        return _stac.items_to_table(_stac.iter_items(data), bar), {}
+
+
+def _as_table(data: Any, progress: bool | None = None) -> tuple[pa.Table, dict[str, Any]]:
     if isinstance(data, (str, Path)):
-        return _from_stac_geoparquet(Path(data))
+        path = Path(data)
+        if _stac.is_stac_path(path):
+            return _from_items(path, progress)
+        return _from_stac_geoparquet(path)
     if type(data).__name__ == "GeoDataFrame":
         return _from_geodataframe(data)
     if isinstance(data, pa.RecordBatch):
@@ -199,8 +209,12 @@ def _as_table(data: Any) -> tuple[pa.Table, dict[str, Any]]:
         return data, {}
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data), {}
+    if _stac.looks_like_items(data):
+        return _from_items(data, progress)
     raise TypeError(
-        f"write_meta() takes a pyarrow Table, a GeoDataFrame or a GeoParquet path, not {type(data).__name__}"
+        "write_meta() takes a pyarrow Table, a GeoDataFrame, STAC items (pystac Items or an "
+        "ItemCollection, item dicts, a FeatureCollection) or the path of a STAC .json/.ndjson or "
+        f"(stac-)GeoParquet file, not {type(data).__name__}"
     )
 
 
@@ -218,8 +232,24 @@ def _bbox_struct_to_wkb(column: pa.ChunkedArray) -> pa.Array:
 class _Column:
     """One column ready for zarr-python: values, dtype and attributes."""
 
-    def __init__(self, name: str, values: np.ndarray, dtype: Any, attrs: dict[str, Any], kind: str):
+    def __init__(
+        self,
+        name: str,
+        values: np.ndarray,
+        dtype: Any,
+        attrs: dict[str, Any],
+        kind: str,
+        valid: np.ndarray | None = None,
+    ):
         self.name, self.values, self.dtype, self.attrs, self.kind = name, values, dtype, attrs, kind
+        #: ``False`` where the value is missing; ``None`` when none is.
+        self.valid = valid
+
+
+def _validity(column: pa.ChunkedArray) -> np.ndarray | None:
+    if not column.null_count:
+        return None
+    return column.is_valid().to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _prepare(
@@ -245,6 +275,7 @@ def _prepare(
         if pa.types.is_dictionary(t):
             column = column.cast(t.value_type)
             t = t.value_type
+        valid = _validity(column)
         if is_geo:
             if pa.types.is_struct(t):
                 column = pa.chunked_array([_bbox_struct_to_wkb(column)])
@@ -260,29 +291,30 @@ def _prepare(
             values = (
                 column.cast(pa.timestamp(unit)).to_numpy(zero_copy_only=False).astype(f"datetime64[{unit}]")
             )
-            out.append(_Column(name, values, values.dtype, attrs, "time"))
+            out.append(_Column(name, values, values.dtype, attrs, "time", valid))
         elif pa.types.is_duration(t):
             values = column.to_numpy(zero_copy_only=False).astype(f"timedelta64[{t.unit}]")
-            out.append(_Column(name, values, values.dtype, attrs, "time"))
+            out.append(_Column(name, values, values.dtype, attrs, "time", valid))
         elif pa.types.is_date(t):
             values = column.cast(pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
-            out.append(_Column(name, values, values.dtype, attrs, "time"))
+            out.append(_Column(name, values, values.dtype, attrs, "time", valid))
         elif pa.types.is_boolean(t):
             values = column.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-            out.append(_Column(name, values, values.dtype, attrs, "other"))
+            out.append(_Column(name, values, values.dtype, attrs, "other", valid))
         elif pa.types.is_integer(t) or pa.types.is_floating(t):
-            if column.null_count and pa.types.is_integer(t):
-                column = column.cast(pa.float64())  # nulls become NaN
+            if column.null_count:
+                column = column.fill_null(0)  # the validity array marks these rows
             values = column.to_numpy(zero_copy_only=False)
-            if values.dtype == object:
-                values = values.astype(float)
-            out.append(_Column(name, values, values.dtype, attrs, "number"))
+            out.append(_Column(name, values, values.dtype, attrs, "number", valid))
+        elif pa.types.is_null(t):
+            values = np.full(len(column), "", dtype=object)
+            out.append(_Column(name, values, str, attrs, "text", np.zeros(len(column), dtype=bool)))
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
             values = np.array(column.fill_null("").to_pylist(), dtype=object)
-            out.append(_Column(name, values, str, attrs, "text"))
+            out.append(_Column(name, values, str, attrs, "text", valid))
         elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
             values = np.array(column.fill_null(b"").to_pylist(), dtype=object)
-            out.append(_Column(name, values, zarr.dtype.VariableLengthBytes(), attrs, "other"))
+            out.append(_Column(name, values, zarr.dtype.VariableLengthBytes(), attrs, "other", valid))
         else:
             # Nested values (STAC assets, links, ...) are kept as JSON text.
             values = np.array(
@@ -291,7 +323,7 @@ def _prepare(
             )
             values[values == None] = ""  # noqa: E711
             attrs["encoding"] = "json"
-            out.append(_Column(name, values, str, attrs, "other"))
+            out.append(_Column(name, values, str, attrs, "other", valid))
     return out
 
 
@@ -334,7 +366,7 @@ def _min_max(values: np.ndarray, starts: range, block_rows: int, valid: Any, cas
     """Per-block min and max of the ``valid`` values (``None`` for a block without any)."""
     mins, maxs = [], []
     for s in starts:
-        part = valid(values[s : s + block_rows])
+        part = valid(values[s : s + block_rows], s)
         mins.append(cast(part.min()) if len(part) else None)
         maxs.append(cast(part.max()) if len(part) else None)
     return {"min": mins, "max": maxs}
@@ -343,6 +375,11 @@ def _min_max(values: np.ndarray, starts: range, block_rows: int, valid: Any, cas
 def _block_stats(col: _Column, block_rows: int) -> dict[str, Any] | None:
     n = len(col.values)
     starts = range(0, n, block_rows)
+    mask = col.valid
+
+    def present(part: np.ndarray, start: int) -> np.ndarray:
+        return part if mask is None else part[mask[start : start + len(part)]]
+
     if col.kind == "geometry":
         b = _geometry_bounds(col.values)
         out = []
@@ -364,13 +401,17 @@ def _block_stats(col: _Column, block_rows: int) -> dict[str, Any] | None:
         return {"bbox": out}
     if col.kind == "time":
         nat = np.iinfo(np.int64).min
-        return _min_max(col.values.view("int64"), starts, block_rows, lambda p: p[p != nat], int)
+        return _min_max(
+            col.values.view("int64"), starts, block_rows, lambda p, s: (q := present(p, s))[q != nat], int
+        )
     if col.kind == "number":
         if col.values.dtype.kind == "f":
-            return _min_max(col.values, starts, block_rows, lambda p: p[~np.isnan(p)], float)
-        return _min_max(col.values, starts, block_rows, lambda p: p, int)
+            return _min_max(
+                col.values, starts, block_rows, lambda p, s: (q := present(p, s))[~np.isnan(q)], float
+            )
+        return _min_max(col.values, starts, block_rows, present, int)
     if col.kind == "text":
-        return _min_max(col.values, starts, block_rows, lambda p: p, str)
+        return _min_max(col.values, starts, block_rows, present, str)
     return None
 
 
@@ -394,6 +435,66 @@ def _read_tail(array: Any, start: int) -> np.ndarray:
     return np.asarray(array[start:]) if start < array.shape[0] else np.asarray(array[0:0])
 
 
+#: Subgroup holding the validity arrays of columns with missing values.
+VALIDITY_GROUP = "_validity"
+#: Column attribute naming its validity array (relative to the ``meta`` group).
+VALIDITY_ATTRIBUTE = "zarr_meta:validity"
+
+
+def _fill(column: _Column, rows: int) -> _Column:
+    """``rows`` missing values of ``column``'s type (for back-filling appends)."""
+    if column.kind == "geometry":
+        values = np.full(rows, b"", dtype=object)
+        return _Column(column.name, values, column.dtype, column.attrs, column.kind)
+    if column.values.dtype == object:
+        empty: Any = "" if column.dtype is str else b""
+        values = np.full(rows, empty, dtype=object)
+    elif column.kind == "time":
+        values = np.full(rows, np.datetime64("NaT"), dtype=column.values.dtype)
+    else:
+        values = np.zeros(rows, dtype=column.values.dtype)
+    return _Column(column.name, values, column.dtype, column.attrs, column.kind, np.zeros(rows, dtype=bool))
+
+
+def _concat(old: _Column, new: _Column) -> _Column:
+    valid = None
+    if old.valid is not None or new.valid is not None:
+        valid = np.concatenate(
+            [
+                old.valid if old.valid is not None else np.ones(len(old.values), dtype=bool),
+                new.valid if new.valid is not None else np.ones(len(new.values), dtype=bool),
+            ]
+        )
+    values = np.concatenate([old.values, new.values])
+    return _Column(new.name, values, new.dtype, new.attrs, new.kind, valid)
+
+
+class _Writer:
+    """Writes prepared columns into a group, showing progress over rows x columns."""
+
+    def __init__(self, group: Any, chunk_size: int, progress: Progress):
+        self.group, self.chunk_size, self.progress = group, chunk_size, progress
+
+    def put(self, array: Any, start: int, values: np.ndarray) -> None:
+        # Whole chunks at a time, so progress moves and zarr-python still
+        # encodes several chunks concurrently.
+        step = self.chunk_size * 8
+        for s in range(0, len(values), step):
+            array[start + s : start + s + step] = values[s : s + step]
+            self.progress.update(min(step, len(values) - s))
+
+    def create(self, column: _Column, total: int) -> Any:
+        return self.group.create_array(
+            column.name, shape=(total,), dtype=column.dtype, chunks=(self.chunk_size,), overwrite=True
+        )
+
+    def validity_array(self, name: str, total: int, chunks: int) -> Any:
+        vgroup = self.group.require_group(VALIDITY_GROUP)
+        if name in vgroup:
+            return vgroup[name]
+        return vgroup.create_array(name, shape=(total,), dtype=bool, chunks=(chunks,), fill_value=True)
+
+
 def write_meta(
     data: Any,
     uri: str | Path,
@@ -410,12 +511,17 @@ def write_meta(
     branch: str | None = None,
     message: str | None = None,
     session: Any = None,
+    progress: bool | None = None,
 ) -> str:
     """Write item metadata as the ``meta`` group of a Zarr store or Icechunk repository.
 
     Args:
         data: a pyarrow Table (``geoarrow.wkb`` fields are geometry), a
-            GeoDataFrame, or the path of a stac-geoparquet file.
+            GeoDataFrame, STAC items (pystac ``Item``s or an ``ItemCollection``,
+            item dicts, a FeatureCollection dict), or the path of a STAC
+            ``.json`` (Item, ItemCollection/FeatureCollection) or ``.ndjson``
+            file or of a (stac-)GeoParquet file. STAC items become the columns
+            described in :mod:`sedonadb_zarr_meta._stac`.
         uri: local path, ``file://`` URL, or object-store URL (``s3://``,
             ``gs://``, ``az://``) of the store.
         group: group path inside the store.
@@ -436,6 +542,14 @@ def write_meta(
         message: Icechunk: the commit message (default: a summary of the write).
         session: a writable ``icechunk.Session`` to write into instead of
             ``uri``'s; the caller commits it (``uri`` is then only reported).
+        progress: show progress on stderr (default: when stderr is a terminal).
+
+    Missing values (nulls) read back as NULL: a column holding any gets a
+    boolean *validity array* ``_validity/<name>`` (``false`` = missing) named
+    by its ``zarr_meta:validity`` attribute; geometry columns store a missing
+    value as empty bytes and time columns as NaT as well. Appends may bring
+    new columns (earlier rows read as missing) or lack some (their rows read
+    as missing).
 
     Icechunk writes are one commit: a write that fails leaves the branch as it
     was. Plain stores get their consolidated metadata (re)written after every
@@ -446,13 +560,14 @@ def write_meta(
 
     Examples:
         >>> write_meta(items_gdf, "/data/store.zarr", sort=True)  # doctest: +SKIP
+        >>> write_meta("items.ndjson", "s3://bucket/catalogue.zarr")  # doctest: +SKIP
     """
     if mode not in ("w", "a"):
         raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     storage_options = validate_options({"storage_options": storage_options or {}}).get("storage_options")
-    write = (group, chunk_size, sort, crs, mode, geometry_columns, zarr_format)
+    write = (group, chunk_size, sort, crs, mode, geometry_columns, zarr_format, progress)
     with warnings.catch_warnings():
         # zarr-python flags vlen-bytes as lacking a final v3 spec; it is the
         # reference writer's own encoding and reads back everywhere we need.
@@ -505,77 +620,220 @@ def _write(
     mode: str,
     geometry_columns: Sequence[str] | None,
     zarr_format: int,
+    progress: bool | None = None,
 ) -> int:
     """Write ``data`` into ``store``; returns the number of rows written."""
     import zarr
 
-    table, crs_by_column = _as_table(data)
+    table, crs_by_column = _as_table(data, progress)
     columns = _prepare(table, crs_by_column, crs, geometry_columns)
     if sort:
         order = _sort_order(columns)
         if order is not None:
             for c in columns:
                 c.values = c.values[order]
+                if c.valid is not None:
+                    c.valid = c.valid[order]
 
     root = zarr.open_group(store, mode="a", zarr_format=zarr_format if mode == "w" else None)
     exists = group in root if group else True
-    if mode == "w" or not exists:
-        if group and exists:
-            del root[group]
-        g = root.require_group(group) if group else root
-        for c in columns:
-            a = g.create_array(
-                c.name, shape=(len(c.values),), dtype=c.dtype, chunks=(chunk_size,), overwrite=True
-            )
-            if len(c.values):
-                a[:] = c.values
-            if c.attrs:
-                a.attrs.update(c.attrs)
-        stats = {c.name: s for c in columns if (s := _block_stats(c, chunk_size)) is not None}
-        attrs = {
-            STATS_ATTRIBUTE: {
-                "version": 1,
-                "num_rows": len(table),
-                "block_rows": chunk_size,
-                "columns": stats,
-            }
-        }
-        geo_attrs = [c.attrs for c in columns if c.kind == "geometry"]
-        if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
-            attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
-        g.attrs.update(attrs)
-        return len(table)
+    rows = len(table)
+    with Progress("writing", rows * max(len(columns), 1), "values", enabled=progress) as bar:
+        if mode == "w" or not exists:
+            if group and exists:
+                del root[group]
+            g = root.require_group(group) if group else root
+            _write_new(_Writer(g, chunk_size, bar), columns, rows)
+        else:
+            _append(root[group] if group else root, path, columns, rows, bar)
+    return rows
 
-    # Append: same columns; statistics recomputed for the blocks that change.
-    g = root[group] if group else root
+
+def _write_new(w: _Writer, columns: list[_Column], rows: int) -> None:
+    g = w.group
+    for c in columns:
+        a = w.create(c, rows)
+        w.put(a, 0, c.values)
+        if c.valid is not None and not c.valid.all():
+            w.put(w.validity_array(c.name, rows, w.chunk_size), 0, c.valid)
+            c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
+        if c.attrs:
+            a.attrs.update(c.attrs)
+    stats = {c.name: s for c in columns if (s := _block_stats(c, w.chunk_size)) is not None}
+    attrs = {
+        STATS_ATTRIBUTE: {
+            "version": 1,
+            "num_rows": rows,
+            "block_rows": w.chunk_size,
+            "columns": stats,
+        }
+    }
+    geo_attrs = [c.attrs for c in columns if c.kind == "geometry"]
+    if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
+        attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
+    g.attrs.update(attrs)
+
+
+def _stored_column(array: Any, like: _Column, start: int, group: Any) -> _Column:
+    """Rows ``start..`` of a stored column, with its validity."""
+    values = _read_tail(array, start)
+    if like.kind in ("text", "geometry") or like.values.dtype == object:
+        values = np.asarray(values, dtype=object)
+    valid = None
+    pointer = dict(array.attrs).get(VALIDITY_ATTRIBUTE)
+    if isinstance(pointer, str):
+        valid = _read_tail(group[pointer], start).astype(bool)
+    return _Column(like.name, values, like.dtype, like.attrs, like.kind, valid)
+
+
+def _stored_like(name: str, array: Any) -> _Column:
+    """An empty column shaped like the stored ``array`` (its kind and element type)."""
+    import zarr
+
+    dtype = array.dtype
+    attrs = dict(array.attrs)
+    empty = np.asarray(array[0:0])
+    if (
+        isinstance(array.metadata.data_type, zarr.dtype.VariableLengthBytes)
+        if array.metadata.zarr_format == 3
+        else False
+    ):
+        geometric = name in ("bbox", "geometry") or attrs.get("encoding") == "WKB"
+        return _Column(
+            name,
+            empty.astype(object),
+            zarr.dtype.VariableLengthBytes(),
+            attrs,
+            "geometry" if geometric else "other",
+        )
+    if dtype.kind in "OTU":
+        return _Column(
+            name, empty.astype(object), str, attrs, "text" if attrs.get("encoding") != "json" else "other"
+        )
+    if dtype.kind in "Mm":
+        return _Column(name, empty, dtype, attrs, "time")
+    if dtype.kind == "b":
+        return _Column(name, empty, dtype, attrs, "other")
+    return _Column(name, empty, dtype, attrs, "number")
+
+
+def _cast_for_append(path: str, c: _Column, array: Any) -> tuple[_Column, np.dtype | None]:
+    """``c`` in the stored array's element type, and the type the stored
+    column must be widened to first (integers to float64 for float values),
+    or a clear error. Changes nothing."""
+    stored = array.dtype
+    have = c.values.dtype
+    stored_text, have_text = stored.kind in "OTU", have.kind in "OTU"
+    stored_bytes = stored.kind == "O"
+    if stored_text and have_text and stored_bytes == (c.dtype is not str):
+        return c, None
+    if not stored_text and not have_text:
+        if stored == have:
+            return c, None
+        if c.kind == "number" and stored.kind in "iuf" and np.can_cast(have, stored, "same_kind"):
+            return _Column(c.name, c.values.astype(stored), c.dtype, c.attrs, c.kind, c.valid), None
+        if c.kind == "number" and stored.kind in "iu" and have.kind == "f":
+            return _Column(c.name, c.values.astype("float64"), c.dtype, c.attrs, c.kind, c.valid), np.dtype(
+                "float64"
+            )
+        if c.kind == "time" and stored.kind == have.kind:
+            return _Column(c.name, c.values.astype(stored), c.dtype, c.attrs, c.kind, c.valid), None
+    raise ValueError(
+        f"{path}: cannot append {'text' if have_text else have} values to column {c.name!r}, which holds "
+        f"{'text' if stored_text else stored} (write the catalogue again with mode='w' to change a "
+        "column's type)"
+    )
+
+
+def _widen(array: Any, w: _Writer, dtype: np.dtype) -> Any:
+    """Rewrite ``array`` with element type ``dtype`` (same chunks and attributes)."""
+    values = np.asarray(array[:]).astype(dtype)
+    attrs = dict(array.attrs)
+    name = array.basename
+    chunks = array.chunks
+    wider = w.group.create_array(name, shape=array.shape, dtype=dtype, chunks=chunks, overwrite=True)
+    w.put(wider, 0, values)
+    wider.attrs.update(attrs)
+    return wider
+
+
+def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress) -> None:
+    """Append rows; new columns are back-filled with missing values, and
+    columns the new rows lack get missing values. Statistics are recomputed
+    for the blocks that change."""
     existing = {name: arr for name, arr in g.arrays()}
-    names = [c.name for c in columns]
-    if sorted(existing) != sorted(names):
-        raise ValueError(f"{path}: cannot append columns {sorted(names)} to a group with {sorted(existing)}")
     old_n = next(iter(existing.values())).shape[0] if existing else 0
     old = dict(g.attrs).get(STATS_ATTRIBUTE)
     block_rows = int(old["block_rows"]) if old and old.get("num_rows") == old_n else None
-    for c in columns:
-        a = existing[c.name]
-        a.resize((old_n + len(c.values),))
-        if len(c.values):
-            a[old_n:] = c.values
-    new_n = old_n + len(table)
+    chunk = block_rows or (next(iter(existing.values())).chunks[0] if existing else DEFAULT_CHUNK_SIZE)
+    w = _Writer(g, chunk, bar)
+    by_name = {c.name: c for c in columns}
+    new_n = old_n + rows
+
+    # Columns the group has but the new rows lack: missing values.
+    for name, a in existing.items():
+        if name not in by_name:
+            by_name[name] = _fill(_stored_like(name, a), rows)
+    # Every column is checked before anything is written.
+    plan = {
+        name: _cast_for_append(path, c, existing[name]) if name in existing else (c, None)
+        for name, c in by_name.items()
+    }
+    changed: list[tuple[_Column, Any, bool]] = []
+    for c, widen in plan.values():
+        if c.name in existing:
+            a = existing[c.name]
+            if widen is not None:
+                a = _widen(a, w, widen)
+            a.resize((new_n,))
+            w.put(a, old_n, c.values)
+            changed.append((c, a, False))
+        else:
+            a = w.create(c, new_n)
+            filler = _fill(c, old_n)
+            w.put(a, 0, filler.values)
+            w.put(a, old_n, c.values)
+            c = _concat(filler, c)
+            if c.attrs:
+                a.attrs.update(c.attrs)
+            changed.append((c, a, True))
+        pointer = dict(a.attrs).get(VALIDITY_ATTRIBUTE)
+        new_valid = c.valid[-rows:] if c.valid is not None and rows else None
+        created = c.name not in existing
+        if created:
+            if c.valid is not None and not c.valid.all():
+                w.put(w.validity_array(c.name, new_n, chunk), 0, c.valid)
+                a.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
+        elif isinstance(pointer, str):
+            v = g[pointer]
+            v.resize((new_n,))
+            w.put(v, old_n, new_valid if new_valid is not None else np.ones(rows, dtype=bool))
+        elif new_valid is not None and not new_valid.all():
+            v = w.validity_array(c.name, new_n, chunk)  # fill value True covers the old rows
+            w.put(v, old_n, new_valid)
+            a.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
+
     if block_rows is None:
         # The group had no (or stale) statistics: leave it without.
         if STATS_ATTRIBUTE in g.attrs:
             del g.attrs[STATS_ATTRIBUTE]
-        return len(table)
+        return
     first = (old_n // block_rows) * block_rows  # first block that changes
+    kept = first // block_rows
     stats = dict(old["columns"])
-    for c in columns:
+    for c, a, created in changed:
+        if created:
+            fresh = _block_stats(c, block_rows)
+            if fresh is not None:
+                stats[c.name] = fresh
+            continue
         if c.name not in stats:
             continue
-        tail = _Column(c.name, _read_tail(existing[c.name], first), c.dtype, c.attrs, c.kind)
-        if tail.kind == "text" or tail.kind == "geometry":
-            tail.values = np.asarray(tail.values, dtype=object)
+        tail = _stored_column(a, c, first, g)
         fresh = _block_stats(tail, block_rows)
-        kept = first // block_rows
+        if fresh is None:
+            stats.pop(c.name)
+            continue
         stats[c.name] = {k: list(v[:kept]) + fresh[k] for k, v in stats[c.name].items()}
     g.attrs[STATS_ATTRIBUTE] = {
         "version": 1,
@@ -583,4 +841,49 @@ def _write(
         "block_rows": block_rows,
         "columns": stats,
     }
-    return len(table)
+
+
+def ingest_stac_search(
+    api_url: str,
+    uri: str | Path,
+    *,
+    mode: str = "w",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    sort: bool = False,
+    progress: bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **search_parameters: Any,
+) -> str:
+    """Page through a STAC API item search and write the items as ``uri``'s ``meta`` group.
+
+    ``search_parameters`` are those of ``pystac_client.Client.search``
+    (``collections``, ``bbox``, ``intersects``, ``datetime``, ``query``,
+    ``filter``, ``max_items``, ``limit``, …). Needs ``pystac-client``.
+
+    Returns:
+        The store's URI.
+
+    Examples:
+        >>> ingest_stac_search(  # doctest: +SKIP
+        ...     "https://earth-search.aws.element84.com/v1", "s2.zarr",
+        ...     collections=["sentinel-2-l2a"], bbox=[5, 45, 6, 46], datetime="2024-06")
+    """
+    try:
+        import pystac_client
+    except ImportError:
+        raise ImportError(
+            "ingest_stac_search() needs pystac-client: pip install 'sedonadb-zarr-meta[stac]'"
+        ) from None
+    client = pystac_client.Client.open(api_url)
+    search = client.search(**search_parameters)
+    with Progress("fetching STAC items", None, "items", enabled=progress) as bar:
+        table = _stac.items_to_table(search.items_as_dicts(), bar)
+    return write_meta(
+        table,
+        uri,
+        mode=mode,
+        chunk_size=chunk_size,
+        sort=sort,
+        progress=progress,
+        storage_options=storage_options,
+    )

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use zarrs::array::{Array, ArrayMetadata};
@@ -34,7 +34,13 @@ pub struct MetaColumn {
     /// `bounds[i]..bounds[i + 1]`.
     pub chunk_bounds: Vec<u64>,
     pub attributes: Map<String, Value>,
+    /// The column's validity array, when it declares one (`zarr_meta:validity`):
+    /// `false` rows are null whatever the column holds.
+    pub validity: Option<Box<MetaColumn>>,
 }
+
+/// Column attribute naming the column's validity array, relative to the group.
+pub const VALIDITY_ATTRIBUTE: &str = "zarr_meta:validity";
 
 /// An opened `meta` group: its columns and Arrow schema.
 pub struct MetaGroup {
@@ -112,10 +118,16 @@ impl MetaGroup {
             return Err(ZarrMetaError::NotFound { store, what });
         };
 
-        // Only direct children that are arrays; nested groups are ignored.
+        // Only direct children that are arrays are columns; nested arrays
+        // (validity arrays) are looked up by path when a column names one.
         let from_consolidated = nodes.consolidated.is_some();
+        let mut nested: std::collections::HashMap<String, RawArrayMeta> = std::collections::HashMap::new();
         let found: Vec<(String, RawArrayMeta)> = match nodes.consolidated {
-            Some(arrays) => arrays,
+            Some(arrays) => {
+                let (direct, deeper): (Vec<_>, Vec<_>) = arrays.into_iter().partition(|(n, _)| !n.contains('/'));
+                nested.extend(deeper);
+                direct
+            }
             None if !source.listable() && options.arrays.is_none() => {
                 return Err(ZarrMetaError::Unsupported(format!(
                     "{store}: the arrays of group '{group_name}' cannot be listed over plain HTTP; the group \
@@ -206,6 +218,7 @@ impl MetaGroup {
             fields.push(field);
             columns.push(column);
         }
+        attach_validity(&source, &storage, &prefix, &mut columns, &mut fields, nested, &options)?;
 
         let mut group = Self {
             store,
@@ -356,7 +369,8 @@ impl GroupNodes {
     }
 }
 
-/// The group's direct child arrays from v3 inline consolidated metadata of
+/// The group's arrays (direct children and nested ones, by relative path)
+/// from v3 inline consolidated metadata of
 /// the node `meta` (keys relative to it; `prefix` selects our group below it).
 fn consolidated_v3(
     meta: &Value,
@@ -374,7 +388,8 @@ fn consolidated_v3(
     }
     let mut out = Vec::new();
     for (path, node) in entries {
-        let Some(name) = path.strip_prefix(prefix).filter(|n| !n.is_empty() && !n.contains('/')) else {
+        // Nested arrays are kept too: validity arrays live in a subgroup.
+        let Some(name) = path.strip_prefix(prefix).filter(|n| !n.is_empty()) else {
             continue;
         };
         match node.get("node_type").and_then(Value::as_str) {
@@ -389,7 +404,8 @@ fn consolidated_v3(
     Ok(Some(out))
 }
 
-/// The group's direct child arrays from a v2 `.zmetadata` document.
+/// The group's arrays (direct children and nested ones, by relative path)
+/// from a v2 `.zmetadata` document.
 fn consolidated_v2(
     zmeta: &Value,
     prefix: &str,
@@ -404,7 +420,7 @@ fn consolidated_v2(
         let Some(name) = key
             .strip_prefix(prefix)
             .and_then(|k| k.strip_suffix("/.zarray"))
-            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .filter(|n| !n.is_empty())
         else {
             continue;
         };
@@ -573,7 +589,71 @@ fn open_column(
             return Err(err(format!("chunk shape {declared} is too large to decode")));
         }
     }
-    Ok(MetaColumn { name: name.to_string(), kind, array, chunk_bounds, attributes })
+    Ok(MetaColumn { name: name.to_string(), kind, array, chunk_bounds, attributes, validity: None })
+}
+
+/// Open the validity arrays the columns declare and make those columns nullable.
+///
+/// A column's `zarr_meta:validity` attribute names a boolean array of the
+/// same length, relative to the group (`write_meta` writes `_validity/<name>`
+/// for every column holding a missing value). Metadata comes from the
+/// consolidated metadata when it covers the array, else in one round trip.
+fn attach_validity(
+    source: &Store,
+    storage: &Arc<DynStorage>,
+    prefix: &str,
+    columns: &mut [MetaColumn],
+    fields: &mut [Field],
+    mut known: std::collections::HashMap<String, RawArrayMeta>,
+    options: &ReadOptions,
+) -> Result<()> {
+    let store = source.display().to_string();
+    let mut wanted: Vec<(usize, String)> = Vec::new();
+    for (i, column) in columns.iter().enumerate() {
+        let Some(value) = column.attributes.get(VALIDITY_ATTRIBUTE) else { continue };
+        let path = value.as_str().filter(|p| !p.is_empty() && !p.starts_with('/') && !p.contains(".."));
+        let Some(path) = path else {
+            return Err(ZarrMetaError::array(
+                &store,
+                &column.name,
+                format!("attribute '{VALIDITY_ATTRIBUTE}' must name an array of the group, got {value}"),
+            ));
+        };
+        wanted.push((i, path.to_string()));
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<String> =
+        wanted.iter().map(|(_, p)| p.clone()).filter(|p| !known.contains_key(p)).collect();
+    if !missing.is_empty() {
+        known.extend(read_arrays_metadata(source, prefix, &missing)?);
+    }
+    for (i, path) in wanted {
+        let name = columns[i].name.clone();
+        let err = |m: String| ZarrMetaError::array(&store, &name, m);
+        let raw = known.get(&path).cloned().ok_or_else(|| {
+            err(format!("its validity array '{path}' ('{VALIDITY_ATTRIBUTE}') is missing from the group"))
+        })?;
+        let validity = open_column(&store, storage, prefix, &path, raw, options)?;
+        if validity.kind != ColumnKind::Primitive(DataType::Boolean) {
+            return Err(err(format!(
+                "its validity array '{path}' must hold booleans, not {}",
+                validity.kind.arrow_type()
+            )));
+        }
+        let (len, own) = (validity.chunk_bounds.last(), columns[i].chunk_bounds.last());
+        if len != own {
+            return Err(err(format!(
+                "its validity array '{path}' has {} rows but the column has {}",
+                len.unwrap_or(&0),
+                own.unwrap_or(&0)
+            )));
+        }
+        columns[i].validity = Some(Box::new(validity));
+        fields[i] = fields[i].clone().with_nullable(true);
+    }
+    Ok(())
 }
 
 /// Bytes a compressed chunk may decode to beyond its elements (checksums and

@@ -11,7 +11,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow_array::{Array as _, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::{make_array, Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow_buffer::NullBuffer;
 use arrow_schema::SchemaRef;
 use rayon::prelude::*;
 use zarrs::array::{ArrayBytes, ArraySubset};
@@ -64,13 +65,42 @@ impl MetaColumn {
         if values.len() != n {
             return Err(err(format!("rows {}..{}: decoded {} rows", rows.start, rows.end, values.len())));
         }
-        Ok(values)
+        match &self.validity {
+            Some(validity) => with_validity(values, &validity.read(store, rows.clone())?)
+                .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end))),
+            None => Ok(values),
+        }
+    }
+
+    /// Store keys of chunk `chunk` and of the validity chunk holding its first row.
+    fn chunk_keys(&self, chunk: usize) -> Vec<zarrs::storage::StoreKey> {
+        let mut keys = vec![self.array.chunk_key(&[chunk as u64])];
+        if let Some(validity) = &self.validity {
+            let row = self.chunk_bounds[chunk];
+            keys.push(validity.array.chunk_key(&[validity.chunk_of(row) as u64]));
+        }
+        keys
     }
 
     /// Index of the chunk holding `row`.
     fn chunk_of(&self, row: u64) -> usize {
         self.chunk_bounds.partition_point(|b| *b <= row).saturating_sub(1)
     }
+}
+
+/// `values` with the rows that `validity` marks `false` (or null) made null.
+fn with_validity(values: ArrayRef, validity: &ArrayRef) -> std::result::Result<ArrayRef, String> {
+    if validity.len() != values.len() {
+        return Err(format!("validity array decoded {} rows for {}", validity.len(), values.len()));
+    }
+    let flags = validity.as_any().downcast_ref::<BooleanArray>().ok_or("validity array is not boolean")?;
+    let valid = match flags.nulls() {
+        Some(n) => flags.values() & n.inner(),
+        None => flags.values().clone(),
+    };
+    let nulls = NullBuffer::union(values.nulls(), Some(&NullBuffer::new(valid)));
+    let data = values.into_data().into_builder().nulls(nulls);
+    Ok(make_array(data.build().map_err(|e| e.to_string())?))
 }
 
 /// Bytes of compressed chunks a scan of an object store may request ahead of
@@ -269,8 +299,7 @@ impl BatchReader {
         io_ahead: bool,
     ) {
         let group = &self.group;
-        let mut keys: Vec<_> =
-            wanted.iter().map(|&(c, chunk)| group.columns[c].array.chunk_key(&[chunk as u64])).collect();
+        let mut keys: Vec<_> = wanted.iter().flat_map(|&(c, chunk)| group.columns[c].chunk_keys(chunk)).collect();
         if io_ahead && !columns.is_empty() {
             let per_column = PREFETCH_BUDGET_BYTES / columns.len() as u64;
             for &c in columns {
@@ -286,7 +315,7 @@ impl BatchReader {
                         let decoded = self.cache[c].iter().any(|cached| cached.rows.start == start);
                         let loading = wanted.contains(&(c, chunk));
                         if !decoded && !loading {
-                            keys.push(column.array.chunk_key(&[chunk as u64]));
+                            keys.extend(column.chunk_keys(chunk));
                         }
                         last = chunk;
                         ahead += 1;

@@ -1,0 +1,418 @@
+"""STAC items as a pyarrow Table that ``write_meta`` stores as a ``meta`` group.
+
+One row per item. Columns, in this order:
+
+- ``id``, ``collection`` (text), ``stac_version``;
+- ``datetime``, ``start_datetime``, ``end_datetime`` (timestamps, UTC, µs);
+- ``bbox``: the item's bbox as a 2-D box polygon (WKB). A bbox whose west
+  edge is east of its east edge crosses the antimeridian and becomes a
+  MultiPolygon of two boxes, never a world-wide box. The height range of a
+  3-D bbox is kept in ``bbox:zmin``/``bbox:zmax``;
+- ``geometry``: the footprint (WKB, coordinates exactly as given; empty parts of
+  multi-geometries, which cover nothing, are dropped);
+- every property under its STAC name, one type per column: booleans, int64,
+  float64 (integers and floats mixed), text, timestamps (text that is an
+  RFC 3339 date-time in every item), lists and objects as JSON text. Other
+  mixes become text, with a warning naming the property;
+- ``asset:<key>:<field>`` for every field of every asset (``href``, ``type``,
+  ``title``, ``roles``, …), typed the same way;
+- ``stac_extensions`` (JSON text). ``links`` and ``type`` are left out.
+
+A value an item lacks, or gives as ``null``, is missing: it reads back as SQL NULL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: Top-level item members that are not columns.
+_SKIPPED = frozenset({"type", "links", "properties", "assets", "bbox", "geometry"})
+_TIME_COLUMNS = ("datetime", "start_datetime", "end_datetime")
+_TIMESTAMP = pa.timestamp("us")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$")
+
+
+class StacError(ValueError):
+    """A STAC input that cannot be read as items."""
+
+
+# --------------------------------------------------------------------- inputs
+
+
+def is_stac_path(path: Path) -> bool:
+    return path.suffix.lower() in (".json", ".geojson", ".ndjson", ".jsonl", ".geojsonl")
+
+
+def looks_like_items(data: Any) -> bool:
+    """Whether ``data`` is a pystac object, an item dict, or a list of those."""
+    if isinstance(data, dict):
+        return data.get("type") in ("Feature", "FeatureCollection")
+    if hasattr(data, "to_dict") and type(data).__name__ in ("Item", "ItemCollection"):
+        return True
+    if isinstance(data, (list, tuple)):
+        return bool(data) and all(_is_item_like(d) for d in data[:1])
+    return isinstance(data, Iterator)
+
+
+def _is_item_like(value: Any) -> bool:
+    return isinstance(value, dict) or (hasattr(value, "to_dict") and type(value).__name__ == "Item")
+
+
+def iter_items(data: Any, source: str = "input") -> Iterator[dict[str, Any]]:
+    """Item dicts from pystac objects, dicts, FeatureCollections, iterables or files."""
+    if isinstance(data, (str, Path)):
+        yield from _read_file(Path(data))
+        return
+    if isinstance(data, dict):
+        if data.get("type") == "FeatureCollection":
+            yield from (_check_item(f, source) for f in data.get("features") or [])
+        else:
+            yield _check_item(data, source)
+        return
+    if hasattr(data, "to_dict") and type(data).__name__ == "ItemCollection":
+        for item in data:
+            yield _check_item(item.to_dict(transform_hrefs=False), source)
+        return
+    if hasattr(data, "to_dict") and type(data).__name__ == "Item":
+        yield _check_item(data.to_dict(transform_hrefs=False), source)
+        return
+    for item in data:
+        if hasattr(item, "to_dict"):
+            item = item.to_dict(transform_hrefs=False)
+        yield _check_item(item, source)
+
+
+def _read_file(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix.lower() in (".ndjson", ".jsonl", ".geojsonl"):
+        with path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise StacError(f"{path}, line {number}: not JSON ({e.msg})") from None
+                yield from iter_items(value, f"{path}, line {number}")
+        return
+    try:
+        value = json.loads(path.read_bytes())
+    except json.JSONDecodeError as e:
+        raise StacError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
+    yield from iter_items(value, str(path))
+
+
+def _check_item(item: Any, source: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise StacError(f"{source}: a STAC item must be a JSON object, got {type(item).__name__}")
+    if item.get("type") != "Feature":
+        raise StacError(f"{source}: not a STAC item (type is {item.get('type')!r}, expected 'Feature')")
+    if not isinstance(item.get("id"), str):
+        raise StacError(f"{source}: a STAC item has no string 'id'")
+    if not isinstance(item.get("properties"), dict):
+        raise StacError(f"{source}: item {item['id']!r} has no 'properties' object")
+    return item
+
+
+# --------------------------------------------------------------------- geometry
+
+
+def _position_dims(coords: Any) -> int:
+    while isinstance(coords, list) and coords and isinstance(coords[0], list):
+        coords = coords[0]
+    return 3 if isinstance(coords, list) and len(coords) >= 3 else 2
+
+
+def _points(coords: list[Any], dims: int, where: str) -> bytes:
+    out = [struct.pack("<I", len(coords))]
+    for p in coords:
+        if not isinstance(p, list) or len(p) < 2:
+            raise StacError(f"{where}: invalid position {p!r}")
+        values = [float(v) for v in p[:dims]] + [float("nan")] * (dims - len(p))
+        out.append(struct.pack(f"<{dims}d", *values))
+    return b"".join(out)
+
+
+def geojson_to_wkb(geom: dict[str, Any] | None, where: str = "geometry") -> bytes | None:
+    """ISO WKB of a GeoJSON geometry, coordinates exactly as given (``None`` stays ``None``)."""
+    if geom is None:
+        return None
+    if not isinstance(geom, dict):
+        raise StacError(f"{where}: a geometry must be a GeoJSON object")
+    kind = geom.get("type")
+    codes = {
+        "Point": 1,
+        "LineString": 2,
+        "Polygon": 3,
+        "MultiPoint": 4,
+        "MultiLineString": 5,
+        "MultiPolygon": 6,
+        "GeometryCollection": 7,
+    }
+    if kind not in codes:
+        raise StacError(f"{where}: unknown geometry type {kind!r}")
+    if kind == "GeometryCollection":
+        parts = [geojson_to_wkb(g, where) for g in geom.get("geometries") or []]
+        dims = 3 if any(p is not None and _wkb_has_z(p) for p in parts) else 2
+        header = struct.pack("<BI", 1, 7 + (1000 if dims == 3 else 0))
+        return header + struct.pack("<I", len(parts)) + b"".join(p for p in parts if p is not None)
+    coords = geom.get("coordinates")
+    if not isinstance(coords, list):
+        raise StacError(f"{where}: {kind} has no coordinates")
+    dims = _position_dims(coords)
+    return _encode(kind, coords, dims, where)
+
+
+def _wkb_has_z(wkb: bytes) -> bool:
+    return struct.unpack("<I", wkb[1:5])[0] >= 1000
+
+
+def _encode(kind: str, coords: list[Any], dims: int, where: str) -> bytes:
+    code = {"Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5}.get(kind, 6)
+    header = struct.pack("<BI", 1, code + (1000 if dims == 3 else 0))
+    if kind == "Point":
+        if not coords:  # POINT EMPTY
+            return header + struct.pack(f"<{dims}d", *([float("nan")] * dims))
+        return header + _points([coords], dims, where)[4:]
+    if kind == "LineString":
+        return header + _points(coords, dims, where)
+    if kind == "Polygon":
+        return header + struct.pack("<I", len(coords)) + b"".join(_points(r, dims, where) for r in coords)
+    sub = {"MultiPoint": "Point", "MultiLineString": "LineString", "MultiPolygon": "Polygon"}[kind]
+    # Empty parts cover nothing; they are dropped (SedonaDB 0.5 cannot print them as WKT).
+    parts = [c for c in coords if not (isinstance(c, list) and not c)]
+    return header + struct.pack("<I", len(parts)) + b"".join(_encode(sub, c, dims, where) for c in parts)
+
+
+def _ring(w: float, s: float, e: float, n: float) -> bytes:
+    return struct.pack("<I", 5) + struct.pack("<10d", w, s, e, s, e, n, w, n, w, s)
+
+
+def bbox_to_wkb(
+    bbox: list[float] | None, where: str = "bbox"
+) -> tuple[bytes | None, float | None, float | None]:
+    """The bbox as a box polygon (two across the antimeridian), with its height range."""
+    if bbox is None:
+        return None, None, None
+    if not isinstance(bbox, list) or len(bbox) not in (4, 6):
+        raise StacError(f"{where}: a bbox has 4 or 6 numbers, got {bbox!r}")
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        raise StacError(f"{where}: a bbox holds numbers, got {bbox!r}") from None
+    if len(values) == 6:
+        w, s, zmin, e, n, zmax = values
+    else:
+        (w, s, e, n), zmin, zmax = values, None, None
+    if w <= e:
+        return struct.pack("<BII", 1, 3, 1) + _ring(w, s, e, n), zmin, zmax
+    # Across the antimeridian: the part east of `w` and the part west of `e`.
+    east = struct.pack("<BII", 1, 3, 1) + _ring(w, s, 180.0, n)
+    west = struct.pack("<BII", 1, 3, 1) + _ring(-180.0, s, e, n)
+    return struct.pack("<BII", 1, 6, 2) + east + west, zmin, zmax
+
+
+# --------------------------------------------------------------------- values
+
+
+def parse_datetime(value: str) -> np.datetime64 | None:
+    """An RFC 3339 date-time as UTC microseconds, or ``None`` when it is not one."""
+    m = _RFC3339.match(value)
+    if m is None:
+        return None
+    day, clock, fraction, zone = m.groups()
+    try:
+        t = np.datetime64(f"{day}T{clock}", "us")
+    except ValueError:
+        return None
+    if fraction:
+        t += np.timedelta64(int((fraction + "000000")[:6]), "us")
+    if zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        t -= sign * np.timedelta64(int(zone[1:3]) * 60 + int(zone[4:6]), "m")
+    return t
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "float"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "json"
+
+
+def _typed(name: str, values: list[Any], time_hint: bool) -> pa.Array:
+    """One Arrow column from an item field's values (``None`` = missing)."""
+    kinds = {_kind(v) for v in values if v is not None}
+    if not kinds:
+        return pa.nulls(len(values), _TIMESTAMP if time_hint else pa.string())
+    if kinds == {"bool"}:
+        return pa.array(values, pa.bool_())
+    if kinds == {"int"}:
+        return pa.array(values, pa.int64())
+    if kinds <= {"int", "float"}:
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if kinds == {"str"}:
+        times = [None if v is None else parse_datetime(v) for v in values]
+        if all(t is not None for t, v in zip(times, values) if v is not None):
+            return pa.array(times, _TIMESTAMP)
+        if time_hint:
+            bad = next(v for t, v in zip(times, values) if v is not None and t is None)
+            warnings.warn(
+                f"STAC field {name!r}: {bad!r} is not an RFC 3339 date-time; the column is kept as text",
+                stacklevel=4,
+            )
+        return pa.array(values, pa.string())
+    if kinds == {"json"}:
+        return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+    warnings.warn(
+        f"STAC field {name!r} mixes {', '.join(sorted(kinds))} values; the column is stored as text",
+        stacklevel=4,
+    )
+    return pa.array(
+        [None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values], pa.string()
+    )
+
+
+def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.Table:
+    """A pyarrow Table of STAC items (see the module documentation for the columns)."""
+    fields: dict[str, list[Any]] = {}
+    json_fields: set[str] = set()
+    ids: list[str] = []
+    bboxes: list[bytes | None] = []
+    zmin: list[float | None] = []
+    zmax: list[float | None] = []
+    geometries: list[bytes | None] = []
+
+    def put(name: str, row: int, value: Any) -> None:
+        column = fields.get(name)
+        if column is None:
+            column = fields[name] = [None] * row
+        elif len(column) < row:
+            column.extend([None] * (row - len(column)))
+        column.append(value)
+
+    row = 0
+    for item in items:
+        where = f"item {item['id']!r}"
+        ids.append(item["id"])
+        box, lo, hi = bbox_to_wkb(item.get("bbox"), f"{where} bbox")
+        bboxes.append(box)
+        zmin.append(lo)
+        zmax.append(hi)
+        geometries.append(geojson_to_wkb(item.get("geometry"), f"{where} geometry"))
+        for key, value in item.items():
+            if key not in _SKIPPED and key != "id":
+                put(key, row, value)
+        for key, value in item["properties"].items():
+            if key not in ("id",):
+                put(key, row, value)
+        for asset_key, asset in (item.get("assets") or {}).items():
+            if not isinstance(asset, dict):
+                raise StacError(f"{where}: asset {asset_key!r} is not an object")
+            for field, value in asset.items():
+                put(f"asset:{asset_key}:{field}", row, value)
+        row += 1
+        if progress is not None and row % 10_000 == 0:
+            progress.update(10_000)
+    if progress is not None:
+        progress.update(row % 10_000)
+    if row == 0:
+        raise StacError("no STAC items in the input")
+    for column in fields.values():
+        column.extend([None] * (row - len(column)))
+    if "stac_extensions" in fields:
+        json_fields.add("stac_extensions")
+
+    columns: dict[str, pa.Array] = {"id": pa.array(ids, pa.string())}
+    front = ["collection", "stac_version", *_TIME_COLUMNS]
+    for name in front:
+        if name in fields:
+            columns[name] = _typed(name, fields.pop(name), name in _TIME_COLUMNS)
+    columns["bbox"] = pa.array(bboxes, pa.binary())
+    if any(v is not None for v in zmin):
+        columns["bbox:zmin"] = pa.array(zmin, pa.float64())
+        columns["bbox:zmax"] = pa.array(zmax, pa.float64())
+    columns["geometry"] = pa.array(geometries, pa.binary())
+    assets = sorted(n for n in fields if n.startswith("asset:"))
+    for name in [n for n in fields if not n.startswith("asset:")] + assets:
+        values = fields[name]
+        if name in json_fields:
+            columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+        else:
+            columns[name] = _typed(name, values, name in ("created", "updated", "published", "expires"))
+    return pa.table(columns)
+
+
+# --------------------------------------------------------------------- stac-geoparquet
+
+
+def normalise_stac_geoparquet(table: pa.Table) -> pa.Table:
+    """A stac-geoparquet table in this package's column layout.
+
+    ``bbox`` structs become box polygons (two across the antimeridian),
+    ``assets`` structs become ``asset:<key>:<field>`` columns, ``links`` and
+    ``type`` are dropped. Other columns are kept as they are.
+    """
+    names = table.column_names
+    if "assets" not in names and "stac_version" not in names:
+        return table
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for name, column in zip(names, table.columns):
+        t = column.type
+        if name in ("links", "type"):
+            continue
+        if name == "bbox" and pa.types.is_struct(t):
+            parts = column.combine_chunks()
+            keys = [t.field(i).name for i in range(t.num_fields)]
+            order = (
+                ["xmin", "ymin", "zmin", "xmax", "ymax", "zmax"]
+                if "zmin" in keys
+                else [
+                    "xmin",
+                    "ymin",
+                    "xmax",
+                    "ymax",
+                ]
+            )
+            rows = zip(*(parts.field(k).to_pylist() for k in order))
+            boxes = [
+                None if not ok or any(v is None for v in r) else bbox_to_wkb(list(r))
+                for r, ok in zip(rows, parts.is_valid().to_pylist())
+            ]
+            columns["bbox"] = pa.array([None if b is None else b[0] for b in boxes], pa.binary())
+            if "zmin" in keys:
+                columns["bbox:zmin"] = pa.array([None if b is None else b[1] for b in boxes], pa.float64())
+                columns["bbox:zmax"] = pa.array([None if b is None else b[2] for b in boxes], pa.float64())
+            continue
+        if name == "assets" and pa.types.is_struct(t):
+            assets = column.combine_chunks()
+            for i in range(t.num_fields):
+                key = t.field(i).name
+                asset = assets.field(i)
+                sub = asset.type
+                if not pa.types.is_struct(sub):
+                    columns[f"asset:{key}"] = asset
+                    continue
+                for j in range(sub.num_fields):
+                    field = asset.field(j)
+                    value = field if asset.null_count == 0 else pc.if_else(asset.is_valid(), field, None)
+                    columns[f"asset:{key}:{sub.field(j).name}"] = value
+            continue
+        columns[name] = column
+    return pa.table(columns)
