@@ -14,8 +14,9 @@ One row per item. Columns, in this order:
   float64 (integers and floats mixed), text, timestamps (text that is an
   RFC 3339 date-time in every item), lists and objects as JSON text. Other
   mixes become text, with a warning naming the property;
-- ``asset:<key>:<field>`` for every field of every asset (``href``, ``type``,
-  ``title``, ``roles``, …), typed the same way;
+- ``asset:<key>:href`` and ``asset:<key>:type`` for every asset; the other
+  fields of the assets (``title``, ``roles``, ``eo:bands``, …) are kept in
+  ``assets``, JSON text of ``{key: {field: value}}``;
 - ``stac_extensions`` (JSON text). ``links`` and ``type`` are left out.
 
 A value an item lacks, or gives as ``null``, is missing: it reads back as SQL NULL.
@@ -38,6 +39,8 @@ import pyarrow.compute as pc
 #: Top-level item members that are not columns.
 _SKIPPED = frozenset({"type", "links", "properties", "assets", "bbox", "geometry"})
 _TIME_COLUMNS = ("datetime", "start_datetime", "end_datetime")
+#: Asset fields kept as columns of their own (``asset:<key>:<field>``).
+ASSET_COLUMNS = ("href", "type")
 _TIMESTAMP = pa.timestamp("us")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$")
 
@@ -322,11 +325,18 @@ def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.
         for key, value in item["properties"].items():
             if key not in ("id",):
                 put(key, row, value)
+        rest: dict[str, Any] = {}
         for asset_key, asset in (item.get("assets") or {}).items():
             if not isinstance(asset, dict):
                 raise StacError(f"{where}: asset {asset_key!r} is not an object")
-            for field, value in asset.items():
-                put(f"asset:{asset_key}:{field}", row, value)
+            for field in ASSET_COLUMNS:
+                if field in asset:
+                    put(f"asset:{asset_key}:{field}", row, asset[field])
+            others = {k: v for k, v in asset.items() if k not in ASSET_COLUMNS}
+            if others:
+                rest[asset_key] = others
+        if rest:
+            put("assets", row, rest)
         row += 1
         if progress is not None and row % 10_000 == 0:
             progress.update(10_000)
@@ -336,8 +346,7 @@ def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.
         raise StacError("no STAC items in the input")
     for column in fields.values():
         column.extend([None] * (row - len(column)))
-    if "stac_extensions" in fields:
-        json_fields.add("stac_extensions")
+    json_fields.update({"stac_extensions", "assets"} & fields.keys())
 
     columns: dict[str, pa.Array] = {"id": pa.array(ids, pa.string())}
     front = ["collection", "stac_version", *_TIME_COLUMNS]
@@ -350,7 +359,8 @@ def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.
         columns["bbox:zmax"] = pa.array(zmax, pa.float64())
     columns["geometry"] = pa.array(geometries, pa.binary())
     assets = sorted(n for n in fields if n.startswith("asset:"))
-    for name in [n for n in fields if not n.startswith("asset:")] + assets:
+    assets += ["assets"] if "assets" in fields else []
+    for name in [n for n in fields if not n.startswith("asset:") and n != "assets"] + assets:
         values = fields[name]
         if name in json_fields:
             columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
@@ -401,18 +411,35 @@ def normalise_stac_geoparquet(table: pa.Table) -> pa.Table:
                 columns["bbox:zmax"] = pa.array([None if b is None else b[2] for b in boxes], pa.float64())
             continue
         if name == "assets" and pa.types.is_struct(t):
-            assets = column.combine_chunks()
-            for i in range(t.num_fields):
-                key = t.field(i).name
-                asset = assets.field(i)
-                sub = asset.type
-                if not pa.types.is_struct(sub):
-                    columns[f"asset:{key}"] = asset
-                    continue
-                for j in range(sub.num_fields):
-                    field = asset.field(j)
-                    value = field if asset.null_count == 0 else pc.if_else(asset.is_valid(), field, None)
-                    columns[f"asset:{key}:{sub.field(j).name}"] = value
+            columns.update(_flatten_assets(column.combine_chunks()))
             continue
         columns[name] = column
     return pa.table(columns)
+
+
+def _flatten_assets(assets: pa.StructArray) -> dict[str, pa.Array]:
+    """``asset:<key>:href``/``:type`` columns and the other fields as ``assets`` JSON text."""
+    out: dict[str, pa.Array] = {}
+    t = assets.type
+    present = assets.is_valid()
+    for i in range(t.num_fields):
+        key, asset = t.field(i).name, assets.field(i)
+        if not pa.types.is_struct(asset.type):
+            continue
+        valid = pc.and_(present, asset.is_valid())
+        for j in range(asset.type.num_fields):
+            field = asset.type.field(j).name
+            if field in ASSET_COLUMNS:
+                out[f"asset:{key}:{field}"] = pc.if_else(valid, asset.field(j), None)
+    rest = []
+    for row in assets.to_pylist():
+        others = {
+            key: {f: v for f, v in asset.items() if f not in ASSET_COLUMNS and v is not None}
+            for key, asset in (row or {}).items()
+            if asset is not None
+        }
+        others = {k: v for k, v in others.items() if v}
+        rest.append(json.dumps(others) if others else None)
+    if any(r is not None for r in rest):
+        out["assets"] = pa.array(rest, pa.string())
+    return out

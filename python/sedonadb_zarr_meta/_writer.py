@@ -450,7 +450,7 @@ def _fill(column: _Column, rows: int) -> _Column:
         empty: Any = "" if column.dtype is str else b""
         values = np.full(rows, empty, dtype=object)
     elif column.kind == "time":
-        values = np.full(rows, np.datetime64("NaT"), dtype=column.values.dtype)
+        values = np.full(rows, np.iinfo(np.int64).min, dtype=np.int64).view(column.values.dtype)
     else:
         values = np.zeros(rows, dtype=column.values.dtype)
     return _Column(column.name, values, column.dtype, column.attrs, column.kind, np.zeros(rows, dtype=bool))
@@ -474,6 +474,7 @@ class _Writer:
 
     def __init__(self, group: Any, chunk_size: int, progress: Progress):
         self.group, self.chunk_size, self.progress = group, chunk_size, progress
+        self._validity_group: Any = None
 
     def put(self, array: Any, start: int, values: np.ndarray) -> None:
         # Whole chunks at a time, so progress moves and zarr-python still
@@ -484,15 +485,25 @@ class _Writer:
             self.progress.update(min(step, len(values) - s))
 
     def create(self, column: _Column, total: int) -> Any:
+        """A new array for ``column`` (in a group that has none of that name), attributes included."""
         return self.group.create_array(
-            column.name, shape=(total,), dtype=column.dtype, chunks=(self.chunk_size,), overwrite=True
+            column.name,
+            shape=(total,),
+            dtype=column.dtype,
+            chunks=(self.chunk_size,),
+            attributes=column.attrs or None,
         )
 
-    def validity_array(self, name: str, total: int, chunks: int) -> Any:
-        vgroup = self.group.require_group(VALIDITY_GROUP)
-        if name in vgroup:
+    def validity_array(self, name: str, total: int, chunks: int, new: bool) -> Any:
+        """The validity array of column ``name``; ``new``: it cannot exist yet."""
+        if self._validity_group is None:
+            self._validity_group = self.group.require_group(VALIDITY_GROUP)
+        vgroup = self._validity_group
+        if not new and name in vgroup:
             return vgroup[name]
-        return vgroup.create_array(name, shape=(total,), dtype=bool, chunks=(chunks,), fill_value=True)
+        return vgroup.create_array(
+            name, shape=(total,), dtype=bool, chunks=(chunks,), fill_value=True, overwrite=not new
+        )
 
 
 def write_meta(
@@ -635,7 +646,11 @@ def _write(
                 if c.valid is not None:
                     c.valid = c.valid[order]
 
-    root = zarr.open_group(store, mode="a", zarr_format=zarr_format if mode == "w" else None)
+    # Not through consolidated metadata: it is rewritten after the write, and
+    # arrays created meanwhile must be found.
+    root = zarr.open_group(
+        store, mode="a", zarr_format=zarr_format if mode == "w" else None, use_consolidated=False
+    )
     exists = group in root if group else True
     rows = len(table)
     with Progress("writing", rows * max(len(columns), 1), "values", enabled=progress) as bar:
@@ -645,20 +660,20 @@ def _write(
             g = root.require_group(group) if group else root
             _write_new(_Writer(g, chunk_size, bar), columns, rows)
         else:
-            _append(root[group] if group else root, path, columns, rows, bar)
+            g = zarr.open_group(store, path=group, mode="a", use_consolidated=False) if group else root
+            _append(g, path, columns, rows, bar)
     return rows
 
 
 def _write_new(w: _Writer, columns: list[_Column], rows: int) -> None:
     g = w.group
     for c in columns:
-        a = w.create(c, rows)
-        w.put(a, 0, c.values)
-        if c.valid is not None and not c.valid.all():
-            w.put(w.validity_array(c.name, rows, w.chunk_size), 0, c.valid)
+        missing = c.valid is not None and not c.valid.all()
+        if missing:
             c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
-        if c.attrs:
-            a.attrs.update(c.attrs)
+        w.put(w.create(c, rows), 0, c.values)
+        if missing:
+            w.put(w.validity_array(c.name, rows, w.chunk_size, new=True), 0, c.valid)
     stats = {c.name: s for c in columns if (s := _block_stats(c, w.chunk_size)) is not None}
     attrs = {
         STATS_ATTRIBUTE: {
@@ -723,7 +738,13 @@ def _cast_for_append(path: str, c: _Column, array: Any) -> tuple[_Column, np.dty
     or a clear error. Changes nothing."""
     stored = array.dtype
     have = c.values.dtype
+    if c.valid is not None and len(c.valid) and not c.valid.any():
+        # Only missing values: they take the stored column's type.
+        return _fill(_stored_like(c.name, array), len(c.valid)), None
     stored_text, have_text = stored.kind in "OTU", have.kind in "OTU"
+    if stored != have and c.kind != "geometry" and _all_missing(array):
+        # A column that has only ever held missing values takes the new values' type.
+        return c, have
     stored_bytes = stored.kind == "O"
     if stored_text and have_text and stored_bytes == (c.dtype is not str):
         return c, None
@@ -745,15 +766,39 @@ def _cast_for_append(path: str, c: _Column, array: Any) -> tuple[_Column, np.dty
     )
 
 
+def _all_missing(array: Any) -> bool:
+    """Whether the stored column's validity array marks every row missing."""
+    pointer = dict(array.attrs).get(VALIDITY_ATTRIBUTE)
+    if not isinstance(pointer, str) or array.shape[0] == 0:
+        return False
+    import zarr
+
+    root = zarr.open_group(array.store, mode="r", use_consolidated=False)
+    parent = array.path.rsplit("/", 1)[0] if "/" in array.path else ""
+    valid = np.asarray(root[f"{parent}/{pointer}" if parent else pointer][:])
+    return not valid.any()
+
+
 def _widen(array: Any, w: _Writer, dtype: np.dtype) -> Any:
-    """Rewrite ``array`` with element type ``dtype`` (same chunks and attributes)."""
-    values = np.asarray(array[:]).astype(dtype)
+    """Rewrite ``array`` with element type ``dtype`` (same chunks and attributes);
+    values that are all missing are replaced by the new type's missing values."""
+    if _all_missing(array):
+        like = _Column(array.basename, np.zeros(0, dtype=dtype), dtype, {}, "number")
+        if dtype.kind in "OTU":
+            like = _Column(array.basename, np.zeros(0, dtype=object), str, {}, "text")
+        elif dtype.kind in "Mm":
+            like.kind = "time"
+        values = _fill(like, array.shape[0]).values
+        dtype = like.dtype
+    else:
+        values = np.asarray(array[:]).astype(dtype)
     attrs = dict(array.attrs)
     name = array.basename
     chunks = array.chunks
-    wider = w.group.create_array(name, shape=array.shape, dtype=dtype, chunks=chunks, overwrite=True)
+    wider = w.group.create_array(
+        name, shape=array.shape, dtype=dtype, chunks=chunks, overwrite=True, attributes=attrs
+    )
     w.put(wider, 0, values)
-    wider.attrs.update(attrs)
     return wider
 
 
@@ -789,27 +834,24 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
             w.put(a, old_n, c.values)
             changed.append((c, a, False))
         else:
+            c = _concat(_fill(c, old_n), c)
+            missing = c.valid is not None and not c.valid.all()
+            if missing:
+                c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
             a = w.create(c, new_n)
-            filler = _fill(c, old_n)
-            w.put(a, 0, filler.values)
-            w.put(a, old_n, c.values)
-            c = _concat(filler, c)
-            if c.attrs:
-                a.attrs.update(c.attrs)
+            w.put(a, 0, c.values)
+            if missing:
+                w.put(w.validity_array(c.name, new_n, chunk, new=False), 0, c.valid)
             changed.append((c, a, True))
+            continue
         pointer = dict(a.attrs).get(VALIDITY_ATTRIBUTE)
         new_valid = c.valid[-rows:] if c.valid is not None and rows else None
-        created = c.name not in existing
-        if created:
-            if c.valid is not None and not c.valid.all():
-                w.put(w.validity_array(c.name, new_n, chunk), 0, c.valid)
-                a.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
-        elif isinstance(pointer, str):
+        if isinstance(pointer, str):
             v = g[pointer]
             v.resize((new_n,))
             w.put(v, old_n, new_valid if new_valid is not None else np.ones(rows, dtype=bool))
         elif new_valid is not None and not new_valid.all():
-            v = w.validity_array(c.name, new_n, chunk)  # fill value True covers the old rows
+            v = w.validity_array(c.name, new_n, chunk, new=False)  # fill value True covers the old rows
             w.put(v, old_n, new_valid)
             a.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
 
