@@ -555,3 +555,67 @@ def test_crs_option_must_look_like_a_crs(sedona, tmp_path):
         with pytest.raises(Exception, match="'crs' must be an authority code"):
             collect(con, f"SELECT count(*) FROM {call(uri, {'crs': 'meta'})}")
     assert open_meta(uri, crs="EPSG:32633").num_rows == 300
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda g: None, r"array 'a'.*validity array '_validity/a'.*is missing from the group"),
+        (
+            lambda g: g.require_group("_validity").create_array(
+                "a", shape=(300,), dtype="int8", chunks=(100,)
+            ),
+            r"array 'a'.*validity array '_validity/a' must hold booleans, not Int8",
+        ),
+        (
+            lambda g: g.require_group("_validity").create_array("a", shape=(299,), dtype=bool, chunks=(100,)),
+            r"array 'a'.*validity array '_validity/a' has 299 rows but the column has 300",
+        ),
+    ],
+)
+def test_broken_validity_arrays(sedona, tmp_path, make, message):
+    """A column's validity array that is missing, not boolean or of another length is an error
+    naming the column: reading the values without it would turn missing values into real ones."""
+    path, uri = good_store(tmp_path)
+    g = zarr.open_group(str(path / "meta"), mode="a")
+    g["a"].attrs["zarr_meta:validity"] = "_validity/a"
+    make(g)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        scan_all(sedona, uri)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        open_meta(uri)
+
+
+@pytest.mark.parametrize("pointer", [7, "", "/abs", "../escape"])
+def test_validity_attribute_must_name_an_array_of_the_group(tmp_path, pointer):
+    path, uri = good_store(tmp_path)
+    zarr.open_group(str(path / "meta"), mode="a")["a"].attrs["zarr_meta:validity"] = pointer
+    with pytest.raises(ValueError, match=r"array 'a'.*'zarr_meta:validity' must name an array of the group"):
+        open_meta(uri)
+
+
+def test_validity_applies_to_every_value_type(tmp_path):
+    """Any reader's array with a validity array reads its false rows as NULL (written by zarr-python)."""
+    path = tmp_path / "v.zarr"
+    n = 250
+    valid = np.arange(n) % 3 != 0
+    data = {
+        "i": np.arange(n, dtype="int32"),
+        "f": np.linspace(0, 1, n),
+        "b": np.arange(n) % 2 == 0,
+        "s": np.array([f"s{i}" for i in range(n)], dtype=object),
+        "t": np.datetime64("2024-01-01", "ms") + np.arange(n).astype("timedelta64[h]"),
+    }
+    uri = write_group(path, data, chunks=64)
+    g = zarr.open_group(str(path / "meta"), mode="a")
+    v = g.require_group("_validity").create_array("all", shape=(n,), dtype=bool, chunks=(100,))
+    v[:] = valid
+    for name in data:
+        g[name].attrs["zarr_meta:validity"] = "_validity/all"
+    table = pa.table(open_meta(uri).scan())
+    for name, values in data.items():
+        column = table.column(name)
+        assert table.schema.field(name).nullable
+        assert column.is_null().to_numpy(zero_copy_only=False).tolist() == (~valid).tolist(), name
+        got = column.drop_null().to_pylist()
+        assert len(got) == valid.sum() and got[0] == pa.array(values[valid][:1]).to_pylist()[0], name
