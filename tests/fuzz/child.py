@@ -93,7 +93,15 @@ def reference(store: str, out: dict[str, Any]) -> None:
             values = arr[:]
             if values.dtype.kind == "M":
                 values = [None if np.isnat(v) else v for v in values]
-            out[name] = normalize(values)
+            values = normalize(values)
+            # The missing-value convention: rows the validity array marks false are None.
+            pointer = dict(arr.attrs).get("zarr_meta:validity")
+            if pointer is not None:
+                valid = g[pointer][:]
+                if not isinstance(pointer, str) or valid.dtype != bool or valid.shape != (len(values),):
+                    raise ValueError(f"unusable validity array {pointer!r}")
+                values = [v if ok else None for v, ok in zip(values, valid.tolist())]
+            out[name] = values
         except BaseException as e:  # noqa: BLE001
             out[name] = f"{type(e).__name__}: {e}"[:300]
 

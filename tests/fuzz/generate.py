@@ -98,7 +98,9 @@ def _write_base(path: Path, rng: random.Random, nrng: np.random.Generator) -> di
                 },
                 "date": pa.array(data["date"]),
                 "cloud_cover": pa.array(data["cloud_cover"]),
-                "n": pa.array(data["n"]),
+                # Missing values: validity arrays (_validity/n, _validity/collection) are fuzzed too.
+                "n": pa.array(data["n"], mask=nrng.random(ROWS) < 0.2),
+                "collection": pa.array(list(data["collection"]), mask=nrng.random(ROWS) < 0.1),
                 "bbox": pa.array(list(data["bbox"]), pa.binary()),
             }
         )

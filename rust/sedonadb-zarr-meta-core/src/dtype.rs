@@ -48,8 +48,9 @@ fn primitive_named(name: &str) -> Option<ColumnKind> {
 
 fn time_kind(unit: &str, scale_factor: i64, datetime: bool) -> Result<ColumnKind, String> {
     let parsed = NumpyUnit::parse(unit).ok_or_else(|| format!("unsupported time unit '{unit}'"))?;
-    if scale_factor <= 0 {
-        return Err(format!("invalid time scale_factor {scale_factor}"));
+    // NumPy (and so the reference writer) allows 1 <= scale_factor < 2^31.
+    if !(1..1 << 31).contains(&scale_factor) {
+        return Err(format!("invalid time scale_factor {scale_factor} (must be 1 to 2147483647)"));
     }
     let conv = TimeConversion::new(parsed, scale_factor, datetime)
         .ok_or_else(|| format!("time unit '{unit}' x {scale_factor} cannot be represented in Arrow"))?;
