@@ -11,6 +11,7 @@ use std::ops::Range;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef};
+use arrow_buffer::BooleanBuffer;
 use arrow_schema::{DataType, TimeUnit};
 use serde_json::Value;
 
@@ -97,6 +98,47 @@ impl Predicate {
 
     fn passes(&self, v: &Lit) -> bool {
         self.may_match_range(Some(v), Some(v))
+    }
+
+    /// [`Predicate::passes`] for text without allocating; `None` when the
+    /// test holds non-text values (the caller falls back to `passes`).
+    fn passes_str(&self, v: &str) -> Option<bool> {
+        fn text(l: &Lit) -> Option<&str> {
+            if let Lit::Str(s) = l {
+                Some(s.as_str())
+            } else {
+                None
+            }
+        }
+        match &self.test {
+            Test::In(values) => {
+                let mut any = false;
+                for value in values {
+                    any |= text(value)? == v;
+                }
+                Some(any)
+            }
+            Test::Range { lower, upper } => {
+                let above = match lower {
+                    None => true,
+                    Some(l) => match v.cmp(text(&l.value)?) {
+                        Ordering::Greater => true,
+                        Ordering::Equal => l.inclusive,
+                        Ordering::Less => false,
+                    },
+                };
+                let below = match upper {
+                    None => true,
+                    Some(u) => match v.cmp(text(&u.value)?) {
+                        Ordering::Less => true,
+                        Ordering::Equal => u.inclusive,
+                        Ordering::Greater => false,
+                    },
+                };
+                Some(above && below)
+            }
+            Test::BBox(_) => None,
+        }
     }
 }
 
@@ -300,11 +342,20 @@ fn row_lit(array: &ArrayRef, i: usize) -> Option<Lit> {
 
 /// Whether any row of `array` (a decoded column) may pass `test`.
 pub fn any_row_matches(test: &Test, array: &ArrayRef) -> bool {
+    row_mask(test, array).is_none_or(|mask| mask.count_set_bits() > 0)
+}
+
+/// Which rows of `array` (a decoded column) may pass `test`: `false` only
+/// for rows that certainly fail it (nulls fail every test, as in SQL).
+/// `None` when every row may pass (the test cannot be checked on this type).
+pub fn row_mask(test: &Test, array: &ArrayRef) -> Option<BooleanBuffer> {
+    let n = array.len();
+    let mask = |f: &dyn Fn(usize) -> bool| Some(BooleanBuffer::collect_bool(n, f));
     match test {
         Test::BBox(q) => match array.data_type() {
             DataType::Binary => {
                 let b = array.as_binary::<i32>();
-                (0..b.len()).any(|i| {
+                mask(&|i| {
                     b.is_valid(i)
                         && match wkb_extent(b.value(i)) {
                             Extent::Box(e) => intersects(&e, q),
@@ -313,25 +364,23 @@ pub fn any_row_matches(test: &Test, array: &ArrayRef) -> bool {
                         }
                 })
             }
-            _ => true,
+            _ => None,
         },
         Test::Range { .. } | Test::In(_) => {
             let predicate = Predicate { column: 0, test: test.clone() };
             match array.data_type() {
-                DataType::Utf8 if matches!(test, Test::In(_)) => {
+                DataType::Utf8 => {
                     let s = array.as_string::<i32>();
-                    let Test::In(values) = test else { unreachable!() };
-                    let wanted: Vec<&str> = values
-                        .iter()
-                        .filter_map(|v| if let Lit::Str(s) = v { Some(s.as_str()) } else { None })
-                        .collect();
-                    if wanted.len() != values.len() {
-                        return true;
-                    }
-                    (0..s.len()).any(|i| s.is_valid(i) && wanted.contains(&s.value(i)))
+                    let passes = |i: usize| {
+                        s.is_valid(i)
+                            && predicate
+                                .passes_str(s.value(i))
+                                .unwrap_or_else(|| predicate.passes(&Lit::Str(s.value(i).to_string())))
+                    };
+                    mask(&passes)
                 }
-                DataType::Boolean | DataType::Binary => true,
-                _ => (0..array.len()).any(|i| row_lit(array, i).is_some_and(|v| predicate.passes(&v))),
+                DataType::Boolean | DataType::Binary => None,
+                _ => mask(&|i| row_lit(array, i).is_some_and(|v| predicate.passes(&v))),
             }
         }
     }
@@ -360,6 +409,50 @@ mod tests {
         // Unknown comparisons keep the block.
         let big = Lit::Int(1 << 60);
         assert!(p(Test::In(vec![Lit::Float(1.0)])).may_match_range(Some(&big), Some(&big)));
+    }
+
+    #[test]
+    fn row_masks_keep_every_row_that_may_pass() {
+        let ints: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![Some(1), None, Some(9), Some(5)]));
+        let m = row_mask(&range(Some((5, true)), None), &ints).unwrap();
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![false, false, true, true]);
+        let text: ArrayRef =
+            Arc::new(arrow_array::StringArray::from(vec![Some("b"), Some("a"), None, Some("c")]));
+        let between = Test::Range {
+            lower: Some(Bound { value: Lit::Str("b".into()), inclusive: true }),
+            upper: Some(Bound { value: Lit::Str("c".into()), inclusive: false }),
+        };
+        assert_eq!(
+            row_mask(&between, &text).unwrap().iter().collect::<Vec<_>>(),
+            vec![true, false, false, false]
+        );
+        let any_of = Test::In(vec![Lit::Str("a".into()), Lit::Str("c".into())]);
+        assert_eq!(
+            row_mask(&any_of, &text).unwrap().iter().collect::<Vec<_>>(),
+            vec![false, true, false, true]
+        );
+        // A value of another type cannot be compared: the row stays.
+        let mixed = Test::In(vec![Lit::Int(1)]);
+        assert_eq!(
+            row_mask(&mixed, &text).unwrap().iter().collect::<Vec<_>>(),
+            vec![true, true, false, true]
+        );
+        // Boxes: rows whose extent misses the query box go, unknown extents stay.
+        let boxes: ArrayRef = Arc::new(arrow_array::BinaryArray::from(vec![
+            Some(&point(0.5, 0.5)[..]),
+            Some(&point(5.0, 5.0)[..]),
+            Some(&[1u8, 99, 0, 0, 0][..]),
+            None,
+        ]));
+        let q = Test::BBox([0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(row_mask(&q, &boxes).unwrap().iter().collect::<Vec<_>>(), vec![true, false, true, false]);
+    }
+
+    fn point(x: f64, y: f64) -> Vec<u8> {
+        let mut out = vec![1u8, 1, 0, 0, 0];
+        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(&y.to_le_bytes());
+        out
     }
 
     #[test]

@@ -12,15 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{make_array, Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
-use arrow_buffer::NullBuffer;
+use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::SchemaRef;
+use arrow_select::filter::filter_record_batch;
 use rayon::prelude::*;
 use zarrs::array::{ArrayBytes, ArraySubset};
 
 use crate::decode::{to_arrow, Elements};
 use crate::error::{Result, ZarrMetaError};
 use crate::group::{MetaColumn, MetaGroup};
-use crate::pruning::{any_row_matches, Predicate};
+use crate::pruning::{row_mask, Predicate};
 
 /// Counters a scan updates, shared with whoever wants to observe it.
 #[derive(Debug, Default)]
@@ -299,7 +300,8 @@ impl BatchReader {
         io_ahead: bool,
     ) {
         let group = &self.group;
-        let mut keys: Vec<_> = wanted.iter().flat_map(|&(c, chunk)| group.columns[c].chunk_keys(chunk)).collect();
+        let mut keys: Vec<_> =
+            wanted.iter().flat_map(|&(c, chunk)| group.columns[c].chunk_keys(chunk)).collect();
         if io_ahead && !columns.is_empty() {
             let per_column = PREFETCH_BUDGET_BYTES / columns.len() as u64;
             for &c in columns {
@@ -335,18 +337,33 @@ impl BatchReader {
         cached.values.slice(offset, (piece.end - piece.start) as usize)
     }
 
-    /// Whether some row of `piece` may satisfy every predicate.
-    fn may_match(&mut self, piece: &Range<u64>) -> Result<bool> {
+    /// Which rows of `piece` may satisfy every predicate: `None` when all
+    /// may; an all-`false` mask when none can.
+    fn candidates(&mut self, piece: &Range<u64>) -> Result<Option<BooleanBuffer>> {
         if self.predicates.is_empty() {
-            return Ok(true);
+            return Ok(None);
         }
         let columns: Vec<usize> = self.predicates.iter().map(|p| p.column).collect();
         self.load(&columns, piece, self.prefetch, true)?;
-        Ok(self.predicates.iter().all(|p| any_row_matches(&p.test, &self.slice(p.column, piece))))
+        let mut out: Option<BooleanBuffer> = None;
+        for p in &self.predicates {
+            if let Some(mask) = row_mask(&p.test, &self.slice(p.column, piece)) {
+                out = Some(match out {
+                    Some(prev) => &prev & &mask,
+                    None => mask,
+                });
+                if out.as_ref().is_some_and(|m| m.count_set_bits() == 0) {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn read_piece(&mut self, piece: Range<u64>) -> Result<Option<RecordBatch>> {
-        if !self.may_match(&piece)? {
+        let candidates = self.candidates(&piece)?;
+        let kept = candidates.as_ref().map(|m| m.count_set_bits());
+        if kept == Some(0) {
             self.metrics.pieces_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
@@ -359,7 +376,13 @@ impl BatchReader {
         self.load(&projection, &piece, prefetch, io_ahead)?;
         let arrays: Vec<ArrayRef> = projection.iter().map(|&c| self.slice(c, &piece)).collect();
         let options = RecordBatchOptions::new().with_row_count(Some((piece.end - piece.start) as usize));
-        let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+        let mut batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+        // Only rows that may match reach the host, which applies the exact filter.
+        if let (Some(mask), Some(kept)) = (candidates, kept) {
+            if kept < batch.num_rows() {
+                batch = filter_record_batch(&batch, &BooleanArray::new(mask, None))?;
+            }
+        }
         self.metrics.rows_emitted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         Ok(Some(batch))
     }
