@@ -9,4 +9,6 @@ log "cargo test"
 PYO3_PYTHON="$PY" cargo test --release --workspace
 bash "$ROOT/ci/clippy.sh"
 log "pytest"
+# tests/test_install.py installs this wheel into a fresh virtualenv and runs the README there.
+export SZM_WHEEL_DIR="$CACHE/wheels"
 "$PY" -m pytest -q tests "$@"

@@ -121,3 +121,26 @@ def test_bad_writer_arguments(tmp_path):
         write_meta(items_table(3), tmp_path / "x.zarr", chunk_size=0)
     with pytest.raises(TypeError, match="pyarrow Table"):
         write_meta(42, tmp_path / "x.zarr")
+
+
+def test_write_what_sedonadb_returns(tmp_path, sedona, items_store):
+    """SedonaDB's to_arrow_table() registers geoarrow's extension types: geometry then arrives
+    as a geoarrow.wkb extension type (no field metadata), and is still written as geometry."""
+    import geoarrow.pyarrow  # noqa: F401 - what SedonaDB imports for to_arrow_table()
+
+    table = sedona.sql(
+        f"SELECT id, ST_SetSRID(bbox, 32633) AS bbox FROM sd_read_zarr_meta('{items_store}') ORDER BY id"
+    ).to_arrow_table()
+    assert isinstance(table.schema.field("bbox").type, pa.ExtensionType)
+    uri = write_meta(table, tmp_path / "again.zarr")
+    back = pa.table(open_meta(uri).scan()).sort_by("id")
+
+    def wkb_and_crs(t: pa.Table) -> tuple[list, str]:
+        column, field = t.column("bbox").combine_chunks(), t.schema.field("bbox")
+        if isinstance(field.type, pa.ExtensionType):
+            return column.storage.to_pylist(), json.loads(field.type.__arrow_ext_serialize__())["crs"]
+        return column.to_pylist(), json.loads(field.metadata[b"ARROW:extension:metadata"])["crs"]
+
+    assert back.column("id").to_pylist() == table.column("id").to_pylist()
+    assert wkb_and_crs(back) == wkb_and_crs(table)
+    assert wkb_and_crs(back)[1] == "EPSG:32633"

@@ -263,6 +263,16 @@ def _prepare(
         name, t = field.name, field.type
         attrs: dict[str, Any] = {}
         meta = field.metadata or {}
+        if isinstance(t, pa.ExtensionType):
+            # Registered extension types (geoarrow.pyarrow's, once imported: SedonaDB's
+            # to_arrow_table() does) carry their name and metadata in the type.
+            meta = {
+                b"ARROW:extension:name": t.extension_name.encode(),
+                b"ARROW:extension:metadata": t.__arrow_ext_serialize__(),
+            }
+            field = pa.field(name, t.storage_type, field.nullable, meta)
+            column = pa.chunked_array([chunk.storage for chunk in column.chunks], t.storage_type)
+            t = t.storage_type
         is_geo = (
             name in geometry_names
             or meta.get(b"ARROW:extension:name") == _GEOARROW_WKB
