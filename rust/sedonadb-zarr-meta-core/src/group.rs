@@ -124,7 +124,8 @@ impl MetaGroup {
         let mut nested: std::collections::HashMap<String, RawArrayMeta> = std::collections::HashMap::new();
         let found: Vec<(String, RawArrayMeta)> = match nodes.consolidated {
             Some(arrays) => {
-                let (direct, deeper): (Vec<_>, Vec<_>) = arrays.into_iter().partition(|(n, _)| !n.contains('/'));
+                let (direct, deeper): (Vec<_>, Vec<_>) =
+                    arrays.into_iter().partition(|(n, _)| !n.contains('/'));
                 nested.extend(deeper);
                 direct
             }
@@ -417,10 +418,8 @@ fn consolidated_v2(
     }
     let mut out = Vec::new();
     for (key, node) in entries {
-        let Some(name) = key
-            .strip_prefix(prefix)
-            .and_then(|k| k.strip_suffix("/.zarray"))
-            .filter(|n| !n.is_empty())
+        let Some(name) =
+            key.strip_prefix(prefix).and_then(|k| k.strip_suffix("/.zarray")).filter(|n| !n.is_empty())
         else {
             continue;
         };
