@@ -21,10 +21,22 @@ Printed, each as a ratio of medians measured in this run:
    scan; requests and bytes fetched per query (counted by the proxy);
 5. D1 copied into an Icechunk repository on local disk (same chunks and
    codecs, written by Python icechunk): full scan vs the plain store, measured
-   interleaved in this run.
+   interleaved in this run;
+6. the floor: every chunk file of D1 read and zstd-decompressed on all cores
+   with no Arrow work, and each surface's D1 full scan (SedonaDB SQL,
+   datafusion-python SQL, ``open_meta().scan()``) as a multiple of it;
+7. D2 as GeoParquet 1.1 (bbox covering column, row groups of D2's chunk size,
+   same row order, zstd) queried by SedonaDB with the same SQL: the selective
+   query and the full scan, ours vs GeoParquet, results checked equal; and the
+   selective query in DuckDB's spatial extension on the same file;
+8. growth: the selective query on D2-like stores of 1M and 10M rows (100k and
+   1M with ``--quick``; ``--growth-10x`` adds 10x D2).
 
-Usage: ``python bench/run.py [--quick] [--only icechunk]`` (``--quick`` shrinks
-D1/D2 tenfold; ``--only`` runs one section).
+Sections 5-8 run their readers interleaved, each in its own process, three
+rounds, and compare medians. Targets (issue 11) are printed next to the ratios.
+
+Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth]``
+(``--quick`` shrinks D1/D2 tenfold; ``--only`` runs one section).
 """
 
 from __future__ import annotations
@@ -43,6 +55,12 @@ HERE = Path(__file__).resolve().parent
 COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
 AREA = "POLYGON((10 20, 32 20, 32 42, 10 42, 10 20))"  # 22 x 22 degrees: ~1% of the extent
 MONTH = ("2024-06-01", "2024-07-01")
+# The selective query's predicate (the same SQL on every reader).
+WHERE = (
+    f"WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{AREA}'), 4326)) "
+    f"AND date >= TIMESTAMP '{MONTH[0]}' AND date < TIMESTAMP '{MONTH[1]}'"
+)
+ROUNDS = 3  # interleaved rounds of the sections that compare readers side by side
 # D2 is laid out for search: small chunks keep per-chunk extents tight.
 D2_CHUNK = 25_000
 
@@ -161,15 +179,32 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--only", choices=["icechunk"], help="run only this section")
+    p.add_argument(
+        "--only", choices=["icechunk", "floor", "geoparquet", "growth"], help="run only this section"
+    )
+    p.add_argument(
+        "--growth-10x",
+        action="store_true",
+        help="growth section: also 10x D2's rows (100M at full scale: generating it takes long)",
+    )
     a = p.parse_args()
     scale = 10 if a.quick else 1
     n1, n2 = 1_000_000 // scale, 10_000_000 // scale
     a.data.mkdir(parents=True, exist_ok=True)
-    d1 = make_d1(a.data / f"d1-{n1}.zarr", n1)
     py, script, rep = sys.executable, HERE / "measure.py", ["--repeat", str(a.repeat)]
+    if a.only in ("geoparquet", "growth"):
+        d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
+        if a.only == "geoparquet":
+            geoparquet_section(py, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep)
+        else:
+            growth_section(py, a.data, n2, rep, a.growth_10x)
+        return
+    d1 = make_d1(a.data / f"d1-{n1}.zarr", n1)
     if a.only == "icechunk":
         icechunk_scan(py, d1, a.data / f"d1-{n1}.icechunk", rep)
+        return
+    if a.only == "floor":
+        floor_section(py, d1, rep)
         return
     d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
 
@@ -198,10 +233,7 @@ def main() -> None:
             )
 
     print(f"\n== 2. selective query on D2 ({n2:,} rows, sorted, with statistics) ==")
-    where = (
-        f"WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{AREA}'), 4326)) "
-        f"AND date >= TIMESTAMP '{MONTH[0]}' AND date < TIMESTAMP '{MONTH[1]}'"
-    )
+    where = WHERE
     sel = measure(
         py,
         script,
@@ -245,6 +277,163 @@ def main() -> None:
 
     remote(py, d1, d2, rep, median(ours_sql), where)
     icechunk_scan(py, d1, a.data / f"d1-{n1}.icechunk", rep)
+    floor_section(py, d1, rep)
+    geoparquet_section(py, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep)
+    growth_section(py, a.data, n2, rep, a.growth_10x)
+
+
+def interleaved(jobs: dict, rounds: int = ROUNDS) -> dict:
+    """Measure every job (python, script, *args) once per round, round-robin, so drift in the
+    machine's load hits all alike; each job's seconds are pooled across the rounds. A job's
+    ``--digest`` (the result's values) is taken in the first round only, rows in every round."""
+    out: dict = {}
+    for r in range(rounds):
+        for name, (python, script, *args) in jobs.items():
+            m = measure(python, script, *(args if r == 0 else [x for x in args if x != "--digest"]))
+            if name not in out:
+                out[name] = m
+                continue
+            if m["rows"] != out[name]["rows"]:
+                raise SystemExit(f"{name}: {m['rows']:,} rows in round {r + 1}, {out[name]['rows']:,} before")
+            out[name]["seconds"].extend(m["seconds"])
+    return out
+
+
+def target(ratio: float, op: str, bound: float) -> str:
+    met = ratio <= bound if op == "<=" else ratio >= bound if op == ">=" else ratio < bound
+    return f"[target {op} {bound:g}x: {'met' if met else 'NOT met'}]"
+
+
+def floor_section(py: str, d1: str, rep: list[str]) -> None:
+    print("\n== 6. D1 full scan against the decompression floor ==")
+    script = HERE / "measure.py"
+    surfaces = {
+        "ours (SedonaDB SQL)": "sedonadb-sql",
+        "ours (datafusion-python SQL)": "datafusion-sql",
+        "ours (open_meta().scan())": "core",
+    }
+    jobs = {"floor": (py, script, "floor", d1, *rep)}
+    jobs.update({name: (py, script, what, d1, *rep) for name, what in surfaces.items()})
+    res = interleaved(jobs)
+    fl = res.pop("floor")
+    print(
+        f"  floor: {fl['chunk_files']} chunk files, {fl['compressed_bytes'] / 1e6:.1f} MB read and "
+        f"decompressed to {fl['decompressed_bytes'] / 1e6:.1f} MB by {fl['decoder']} on "
+        f"{fl['threads']} threads, nothing else"
+    )
+    floor = median(fl)
+    print(f"  {'decompression alone (the floor)':32s} median {floor:7.3f} s")
+    for name, m in res.items():
+        if m["rows"] != fl["rows"]:
+            raise SystemExit(f"{name}: {m['rows']} rows, the store has {fl['rows']}")
+        print(f"  {name:32s} median {median(m):7.3f} s  rows {m['rows']:,}")
+    for name, m in res.items():
+        ratio = median(m) / floor
+        print(f"  ratio {name + ' / floor:':45s} {ratio:5.2f}x  {target(ratio, '<=', 1.25)}")
+
+
+def geoparquet_section(py: str, d2: str, path: Path, rep: list[str]) -> None:
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(HERE))
+    from alternatives import duckdb_connect, write_geoparquet
+
+    print("\n== 7. D2 as GeoParquet (bbox covering, same order, row groups of D2's chunks), same SQL ==")
+    if not path.exists():
+        print(f"  writing {path.name} from the D2 store", file=sys.stderr)
+        write_geoparquet(d2, path, D2_CHUNK)
+    meta = pq.ParquetFile(str(path)).metadata
+    store_mb = sum(f.stat().st_size for f in Path(d2.removeprefix("file://")).rglob("*") if f.is_file()) / 1e6
+    print(
+        f"  {path.name}: {meta.num_rows:,} rows in {meta.num_row_groups} row groups of "
+        f"{meta.row_group(0).num_rows:,}, zstd, {path.stat().st_size / 1e6:.0f} MB (the Zarr store: "
+        f"{store_mb:.0f} MB); read by SedonaDB as a view with the store's columns"
+    )
+    script = HERE / "measure.py"
+    sel_ours = f"SELECT * FROM sd_read_zarr_meta('{{store}}') {WHERE}"
+    sel_gp = f"SELECT * FROM d2_geoparquet {WHERE}"
+    jobs = {
+        "selective, ours": (py, script, "sedonadb-sql", d2, *rep, "--sql", sel_ours, "--digest"),
+        "selective, GeoParquet": (py, script, "geoparquet-sql", str(path), *rep, "--sql", sel_gp, "--digest"),
+        "full scan, ours": (py, script, "sedonadb-sql", d2, "--repeat", "1", "--digest"),
+        "full scan, GeoParquet": (py, script, "geoparquet-sql", str(path), "--repeat", "1", "--digest"),
+    }
+    try:
+        duckdb_connect()
+        duck = None
+    except RuntimeError as e:
+        duck = str(e)
+    if duck is None:
+        import duckdb
+        import shapely
+        from alternatives import DUCKDB_COLUMNS
+
+        xmin, ymin, xmax, ymax = shapely.from_wkt(AREA).bounds
+        covering = (
+            f" AND covering.xmin <= {xmax} AND covering.xmax >= {xmin}"
+            f" AND covering.ymin <= {ymax} AND covering.ymax >= {ymin}"
+        )
+        for name, extra in ((f"DuckDB {duckdb.__version__}", ""), ("DuckDB + covering predicates", covering)):
+            sql = f"SELECT {DUCKDB_COLUMNS} FROM d2_geoparquet {WHERE}{extra}"
+            jobs[f"selective, {name}"] = (py, script, "duckdb-sql", str(path), *rep, "--sql", sql, "--digest")
+    res = interleaved(jobs)
+    for name, m in res.items():
+        print(f"  {name:40s} median {median(m):7.3f} s  rows {m['rows']:,}")
+    sel, full = res["selective, ours"], res["full scan, ours"]
+    for name, m in res.items():
+        ref = sel if name.startswith("selective") else full
+        if (m["rows"], m["digest"]) != (ref["rows"], ref["digest"]):
+            raise SystemExit(
+                f"results differ: {name} gave {m['rows']:,} rows (digest {m['digest'][:12]}), ours "
+                f"{ref['rows']:,} (digest {ref['digest'][:12]})"
+            )
+    print(
+        f"  results equal: every selective query {sel['rows']:,} rows, every full scan {full['rows']:,} "
+        "rows, same values (digests of the sorted rows match)"
+    )
+    r_sel = median(res["selective, GeoParquet"]) / median(sel)
+    r_full = median(res["full scan, GeoParquet"]) / median(full)
+    print(f"  {'ratio GeoParquet / ours, selective query:':60s} {r_sel:5.2f}x  {target(r_sel, '>=', 2)}")
+    print(f"  {'ratio GeoParquet / ours, full scan:':60s} {r_full:5.2f}x  {target(r_full, '>=', 1.5)}")
+    if duck is not None:
+        print(f"  DuckDB skipped: {duck}")
+        return
+    for name, m in res.items():
+        if "DuckDB" in name:
+            label = f"ratio {name.removeprefix('selective, ')} / ours, selective query:"
+            print(f"  {label:60s} {median(m) / median(sel):5.2f}x")
+    print(
+        "  (DuckDB: its spatial extension has no ST_SetSRID, a macro returning the geometry stands in; "
+        "'+ covering predicates' adds covering.xmin <= ... etc., as DuckDB users write to use the covering)"
+    )
+
+
+def growth_section(py: str, data: Path, n2: int, rep: list[str], tenfold: bool) -> None:
+    sizes = [n2 // 10, n2] + ([n2 * 10] if tenfold else [])
+    print(f"\n== 8. growth: the selective query at {', '.join(f'{n:,}' for n in sizes)} rows ==")
+    stores = {n: make_d2(data / f"d2-{n}-c{D2_CHUNK}.zarr", n) for n in sizes}
+    script = HERE / "measure.py"
+    sql = f"SELECT * FROM sd_read_zarr_meta('{{store}}') {WHERE}"
+    res = interleaved({n: (py, script, "sedonadb-sql", uri, *rep, "--sql", sql) for n, uri in stores.items()})
+    for n, m in res.items():
+        chunks = -(-n // D2_CHUNK)
+        print(
+            f"  {n:>12,} rows ({chunks:>5,} chunks)  median {median(m):7.3f} s  rows returned {m['rows']:,}"
+        )
+    for small, large in zip(sizes, sizes[1:]):
+        ratio = median(res[large]) / median(res[small])
+        print(f"  ratio {large:,} / {small:,} rows: {ratio:5.2f}x  {target(ratio, '<', 2)}")
+    if not tenfold:
+        big = n2 * 10
+        if (data / f"d2-{big}-c{D2_CHUNK}.zarr" / "meta" / "bbox").exists():
+            print(f"  {big:,} rows: skipped (--growth-10x includes it; its store is in {data})")
+            return
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        print(
+            f"  {big:,} rows: skipped (--growth-10x includes it): the generator Hilbert-sorts every row in "
+            f"memory, about 190 bytes a row ({big * 190 / 2**30:.0f} GiB of this machine's {mem:.0f} GiB), "
+            f"and wrote about 60k rows a second here (about {big / 60_000 / 60:.0f} min)"
+        )
 
 
 def make_d1_icechunk(plain: str, path: Path) -> str | None:
