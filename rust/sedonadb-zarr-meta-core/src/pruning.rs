@@ -345,6 +345,33 @@ pub fn any_row_matches(test: &Test, array: &ArrayRef) -> bool {
     row_mask(test, array).is_none_or(|mask| mask.count_set_bits() > 0)
 }
 
+/// [`row_mask`] of an integer range over 64-bit integers, timestamps or
+/// durations, on the raw values (the common time-window filter); `None`
+/// for other tests and types.
+fn int_range_mask(test: &Test, array: &ArrayRef) -> Option<BooleanBuffer> {
+    let Test::Range { lower, upper } = test else { return None };
+    let scale = match array.data_type() {
+        DataType::Int64 => 1,
+        DataType::Timestamp(unit, _) | DataType::Duration(unit) => unit_nanos(*unit),
+        _ => return None,
+    };
+    let bound = |b: &Option<Bound>| match b {
+        None => Some(None),
+        Some(Bound { value: Lit::Int(v), inclusive }) => Some(Some((*v, *inclusive))),
+        Some(_) => None,
+    };
+    let (lo, hi) = (bound(lower)?, bound(upper)?);
+    let data = array.to_data();
+    let values: &[i64] = data.buffer::<i64>(0);
+    let nulls = array.nulls();
+    Some(BooleanBuffer::collect_bool(array.len(), |i| {
+        let v = values[i] as i128 * scale;
+        nulls.is_none_or(|n| n.is_valid(i))
+            && lo.is_none_or(|(l, inclusive)| if inclusive { v >= l } else { v > l })
+            && hi.is_none_or(|(h, inclusive)| if inclusive { v <= h } else { v < h })
+    }))
+}
+
 /// Which rows of `array` (a decoded column) may pass `test`: `false` only
 /// for rows that certainly fail it (nulls fail every test, as in SQL).
 /// `None` when every row may pass (the test cannot be checked on this type).
@@ -380,7 +407,8 @@ pub fn row_mask(test: &Test, array: &ArrayRef) -> Option<BooleanBuffer> {
                     mask(&passes)
                 }
                 DataType::Boolean | DataType::Binary => None,
-                _ => mask(&|i| row_lit(array, i).is_some_and(|v| predicate.passes(&v))),
+                _ => int_range_mask(test, array)
+                    .or_else(|| mask(&|i| row_lit(array, i).is_some_and(|v| predicate.passes(&v)))),
             }
         }
     }
