@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use zarrs::filesystem::FilesystemStore;
-use zarrs_storage::byte_range::ByteRangeIterator;
+use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
 use zarrs_storage::{MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
 use crate::group::MAX_CHUNK_BYTES;
@@ -86,7 +86,29 @@ impl ReadableStorageTraits for LocalStorage {
         byte_ranges: ByteRangeIterator<'a>,
     ) -> Result<MaybeBytesIterator<'a>, StorageError> {
         self.check(key)?;
-        self.inner.get_partial_many(key, byte_ranges)
+        // Byte ranges come from shard indexes, which may be corrupt: a range
+        // past the end of the file is an error, never an allocation of its length.
+        let size = match std::fs::metadata(self.root.join(key.as_str())) {
+            Ok(m) => m.len(),
+            Err(_) => return self.inner.get_partial_many(key, byte_ranges),
+        };
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        for range in &ranges {
+            let inside = match range {
+                ByteRange::FromStart(offset, Some(length)) => {
+                    offset.checked_add(*length).is_some_and(|e| e <= size)
+                }
+                ByteRange::FromStart(offset, None) => *offset <= size,
+                ByteRange::Suffix(length) => *length <= size,
+            };
+            if !inside {
+                return Err(StorageError::Other(format!(
+                    "{}: out-of-bounds byte range {range} of a {size}-byte file",
+                    key.as_str()
+                )));
+            }
+        }
+        self.inner.get_partial_many(key, Box::new(ranges.into_iter()))
     }
 
     fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
