@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import shapely
-import zarr
-from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, verify_statistics, write_meta
+from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
 
 from .conftest import collect, items_table, write_group
 
@@ -270,63 +269,3 @@ def test_verify_statistics(stores, tmp_path):
     assert len(problems) == 2, problems
     assert "column 'bbox' block 2 (rows 500..750): bbox [0.0, 0.0, 0.1, 0.1] does not contain" in problems[0]
     assert "column 'n' block 0 (rows 0..250): max -1 is below the data's " in problems[1]
-
-
-SMALL_AREA = "POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))"
-
-
-def test_sharded_stores_decode_only_matching_inner_chunks(tmp_path):
-    """write_meta(inner_chunk_size=...) shards the arrays and keeps statistics per inner
-    chunk: a selective query decodes only the inner chunks that may match, never whole shards,
-    and only rows that may match reach the host; answers equal shapely's on both hosts."""
-    import datafusion
-    import sedonadb
-
-    data = items_table(4000, seed=11)
-    uri = write_meta(data, tmp_path / "sharded.zarr", chunk_size=1000, inner_chunk_size=100, sort=True)
-    g = zarr.open_group(str(tmp_path / "sharded.zarr" / "meta"), mode="r")
-    assert g["bbox"].shards == (1000,) and g["bbox"].chunks == (100,)
-    assert g.attrs["zarr_meta:stats"]["block_rows"] == 100
-    assert sorted(p.name for p in (tmp_path / "sharded.zarr" / "meta" / "bbox" / "c").iterdir()) == list(
-        "0123"
-    )
-    assert verify_statistics(uri) == []
-
-    full = pa.table(open_meta(uri).scan())
-    assert full.num_rows == 4000
-    expected = sorted(
-        np.asarray(full.column("id").to_pylist(), dtype=object)[
-            _geom_mask(full, "intersects", SMALL_AREA)
-        ].tolist()
-    )
-    assert 0 < len(expected) < 200
-    table = open_meta(uri)
-    stream = table.scan(bbox=("bbox", shapely.from_wkt(SMALL_AREA).bounds))
-    got = pa.table(stream)
-    # Inner chunks of all 5 columns that may match, not 4 shards x 10 inner chunks x 5 columns.
-    assert stream.chunks_read < 5 * 40 / 4
-    assert set(expected) <= set(got.column("id").to_pylist())
-    assert got.num_rows < 2 * len(expected) + 50  # rows that cannot match never leave the reader
-    sql = (
-        f"SELECT id FROM sd_read_zarr_meta('{uri}') "
-        "WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{area}'), 4326)) ORDER BY id"
-    ).replace("{area}", SMALL_AREA)
-    assert collect(register(sedonadb.connect()), sql).column("id").to_pylist() == expected
-    ctx = register(datafusion.SessionContext())
-    assert ctx.sql(sql).to_arrow_table().column("id").to_pylist() == expected
-
-    # Appends keep the sharding and the per-inner-chunk statistics.
-    uri = write_meta(items_table(350, seed=12), tmp_path / "sharded.zarr", mode="a")
-    g = zarr.open_group(str(tmp_path / "sharded.zarr" / "meta"), mode="r")
-    assert g["bbox"].shards == (1000,) and g["bbox"].shape == (4350,)
-    assert verify_statistics(uri) == []
-    assert pa.table(open_meta(uri).scan()).num_rows == 4350
-
-
-def test_inner_chunk_size_must_divide_chunk_size(tmp_path):
-    with pytest.raises(
-        ValueError, match=r"chunk_size \(1000\) must be a multiple of inner_chunk_size \(300\)"
-    ):
-        write_meta(items_table(10), tmp_path / "x.zarr", chunk_size=1000, inner_chunk_size=300)
-    with pytest.raises(ValueError, match="needs zarr_format=3"):
-        write_meta(items_table(10), tmp_path / "x.zarr", chunk_size=1000, inner_chunk_size=100, zarr_format=2)

@@ -482,18 +482,14 @@ def _concat(old: _Column, new: _Column) -> _Column:
 class _Writer:
     """Writes prepared columns into a group, showing progress over rows x columns."""
 
-    def __init__(self, group: Any, chunk_size: int, progress: Progress, shard_size: int | None = None):
-        #: Rows per chunk (per inner chunk when sharded): the unit of statistics and decoding.
-        self.chunk_size = chunk_size
-        #: Rows per shard (one stored object), or None without sharding.
-        self.shard_size = shard_size
-        self.group, self.progress = group, progress
+    def __init__(self, group: Any, chunk_size: int, progress: Progress):
+        self.group, self.chunk_size, self.progress = group, chunk_size, progress
         self._validity_group: Any = None
 
     def put(self, array: Any, start: int, values: np.ndarray) -> None:
-        # Whole chunks (shards) at a time, so progress moves and zarr-python
-        # still encodes several concurrently.
-        step = self.shard_size * 2 if self.shard_size else self.chunk_size * 8
+        # Whole chunks at a time, so progress moves and zarr-python still
+        # encodes several chunks concurrently.
+        step = self.chunk_size * 8
         for s in range(0, len(values), step):
             array[start + s : start + s + step] = values[s : s + step]
             self.progress.update(min(step, len(values) - s))
@@ -505,11 +501,10 @@ class _Writer:
             shape=(total,),
             dtype=column.dtype,
             chunks=(self.chunk_size,),
-            shards=(self.shard_size,) if self.shard_size else None,
             attributes=column.attrs or None,
         )
 
-    def validity_array(self, name: str, total: int, new: bool) -> Any:
+    def validity_array(self, name: str, total: int, chunks: int, new: bool) -> Any:
         """The validity array of column ``name``; ``new``: it cannot exist yet."""
         if self._validity_group is None:
             self._validity_group = self.group.require_group(VALIDITY_GROUP)
@@ -517,13 +512,7 @@ class _Writer:
         if not new and name in vgroup:
             return vgroup[name]
         return vgroup.create_array(
-            name,
-            shape=(total,),
-            dtype=bool,
-            chunks=(self.chunk_size,),
-            shards=(self.shard_size,) if self.shard_size else None,
-            fill_value=True,
-            overwrite=not new,
+            name, shape=(total,), dtype=bool, chunks=(chunks,), fill_value=True, overwrite=not new
         )
 
 
@@ -544,7 +533,6 @@ def write_meta(
     message: str | None = None,
     session: Any = None,
     progress: bool | None = None,
-    inner_chunk_size: int | None = None,
 ) -> str:
     """Write item metadata as the ``meta`` group of a Zarr store or Icechunk repository.
 
@@ -576,11 +564,6 @@ def write_meta(
         session: a writable ``icechunk.Session`` to write into instead of
             ``uri``'s; the caller commits it (``uri`` is then only reported).
         progress: show progress on stderr (default: when stderr is a terminal).
-        inner_chunk_size: shard the arrays: each stored object (shard) holds
-            ``chunk_size`` rows in inner chunks of ``inner_chunk_size`` rows,
-            and statistics are kept per inner chunk, so a selective query
-            decodes only the inner chunks that may match (a few thousand rows
-            suit catalogues of millions of items). Zarr v3 only.
 
     Missing values (nulls) read back as NULL: a column holding any gets a
     boolean *validity array* ``_validity/<name>`` (``false`` = missing) named
@@ -605,20 +588,7 @@ def write_meta(
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     storage_options = validate_options({"storage_options": storage_options or {}}).get("storage_options")
-    if inner_chunk_size is not None:
-        if (
-            not isinstance(inner_chunk_size, int)
-            or isinstance(inner_chunk_size, bool)
-            or inner_chunk_size <= 0
-        ):
-            raise ValueError(f"inner_chunk_size must be a positive integer, got {inner_chunk_size!r}")
-        if chunk_size % inner_chunk_size:
-            raise ValueError(
-                f"chunk_size ({chunk_size}) must be a multiple of inner_chunk_size ({inner_chunk_size})"
-            )
-        if zarr_format != 3:
-            raise ValueError("inner_chunk_size needs zarr_format=3 (sharding is a Zarr v3 codec)")
-    write = (group, chunk_size, sort, crs, mode, geometry_columns, zarr_format, progress, inner_chunk_size)
+    write = (group, chunk_size, sort, crs, mode, geometry_columns, zarr_format, progress)
     with warnings.catch_warnings():
         # zarr-python flags vlen-bytes as lacking a final v3 spec; it is the
         # reference writer's own encoding and reads back everywhere we need.
@@ -672,7 +642,6 @@ def _write(
     geometry_columns: Sequence[str] | None,
     zarr_format: int,
     progress: bool | None = None,
-    inner_chunk_size: int | None = None,
 ) -> int:
     """Write ``data`` into ``store``; returns the number of rows written."""
     import zarr
@@ -699,10 +668,7 @@ def _write(
             if group and exists:
                 del root[group]
             g = root.require_group(group) if group else root
-            if inner_chunk_size:
-                _write_new(_Writer(g, inner_chunk_size, bar, chunk_size), columns, rows)
-            else:
-                _write_new(_Writer(g, chunk_size, bar), columns, rows)
+            _write_new(_Writer(g, chunk_size, bar), columns, rows)
         else:
             g = zarr.open_group(store, path=group, mode="a", use_consolidated=False) if group else root
             _append(g, path, columns, rows, bar)
@@ -717,7 +683,7 @@ def _write_new(w: _Writer, columns: list[_Column], rows: int) -> None:
             c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
         w.put(w.create(c, rows), 0, c.values)
         if missing:
-            w.put(w.validity_array(c.name, rows, new=True), 0, c.valid)
+            w.put(w.validity_array(c.name, rows, w.chunk_size, new=True), 0, c.valid)
     stats = {c.name: s for c in columns if (s := _block_stats(c, w.chunk_size)) is not None}
     attrs = {
         STATS_ATTRIBUTE: {
@@ -854,10 +820,8 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
     old_n = next(iter(existing.values())).shape[0] if existing else 0
     old = dict(g.attrs).get(STATS_ATTRIBUTE)
     block_rows = int(old["block_rows"]) if old and old.get("num_rows") == old_n else None
-    first_array = next(iter(existing.values()), None)
-    chunk = block_rows or (first_array.chunks[0] if first_array is not None else DEFAULT_CHUNK_SIZE)
-    shards = getattr(first_array, "shards", None) if first_array is not None else None
-    w = _Writer(g, chunk, bar, shards[0] if shards else None)
+    chunk = block_rows or (next(iter(existing.values())).chunks[0] if existing else DEFAULT_CHUNK_SIZE)
+    w = _Writer(g, chunk, bar)
     by_name = {c.name: c for c in columns}
     new_n = old_n + rows
 
@@ -887,7 +851,7 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
             a = w.create(c, new_n)
             w.put(a, 0, c.values)
             if missing:
-                w.put(w.validity_array(c.name, new_n, new=False), 0, c.valid)
+                w.put(w.validity_array(c.name, new_n, chunk, new=False), 0, c.valid)
             changed.append((c, a, True))
             continue
         pointer = dict(a.attrs).get(VALIDITY_ATTRIBUTE)
@@ -897,7 +861,7 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
             v.resize((new_n,))
             w.put(v, old_n, new_valid if new_valid is not None else np.ones(rows, dtype=bool))
         elif new_valid is not None and not new_valid.all():
-            v = w.validity_array(c.name, new_n, new=False)  # fill value True covers the old rows
+            v = w.validity_array(c.name, new_n, chunk, new=False)  # fill value True covers the old rows
             w.put(v, old_n, new_valid)
             a.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
 

@@ -189,14 +189,12 @@ impl MetaGroup {
         }
 
         let storage = source.storage();
-        // Sharded arrays in local stores are read inner chunk by inner chunk (see `open_column`).
-        let fine = !source.is_remote();
         let user_crs = options.crs.as_deref().map(Crs::from_user);
         let mut columns = Vec::with_capacity(selected.len());
         let mut fields = Vec::with_capacity(selected.len());
         let mut num_rows: Option<(u64, String)> = None;
         for (name, raw) in selected {
-            let column = open_column(&store, &storage, &prefix, &name, raw, &options, fine)?;
+            let column = open_column(&store, &storage, &prefix, &name, raw, &options)?;
             let len = *column.chunk_bounds.last().unwrap_or(&0);
             match &num_rows {
                 None => num_rows = Some((len, name.clone())),
@@ -504,9 +502,6 @@ fn v2_object_codec(meta: &Value) -> Option<String> {
     ids.into_iter().find(|id| id.starts_with("vlen-")).map(str::to_string)
 }
 
-/// Open one array. With `fine`, a sharded array's decode unit is its inner
-/// chunk rather than its shard: a scan that needs a few rows of a shard
-/// reads the shard index and decodes only the inner chunks holding them.
 fn open_column(
     store: &str,
     storage: &Arc<DynStorage>,
@@ -514,7 +509,6 @@ fn open_column(
     name: &str,
     raw: RawArrayMeta,
     options: &ReadOptions,
-    fine: bool,
 ) -> Result<MetaColumn> {
     let err = |m: String| ZarrMetaError::array(store, name, m);
     let mut json = raw.json;
@@ -558,15 +552,10 @@ fn open_column(
         m.insert("fill_value".into(), fill);
     }
     let outer_codec = outer_codec(&json, raw.v3);
-    let sharding = json
+    let sharded = json
         .get("codecs")
         .and_then(Value::as_array)
-        .and_then(|c| c.iter().find(|c| c.get("name") == Some(&Value::from("sharding_indexed"))));
-    let sharded = sharding.is_some();
-    let inner_rows = sharding
-        .and_then(|c| c.pointer("/configuration/chunk_shape/0"))
-        .and_then(Value::as_u64)
-        .filter(|n| *n > 0);
+        .is_some_and(|c| c.iter().any(|c| c.get("name") == Some(&Value::from("sharding_indexed"))));
     let metadata: ArrayMetadata = if raw.v3 {
         ArrayMetadata::V3(
             serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?,
@@ -591,12 +580,7 @@ fn open_column(
             .map_err(|e| err(format!("cannot open array: {e}")))?;
     }
 
-    let mut chunk_bounds = chunk_bounds(&array, shape[0]).map_err(err)?;
-    if let (true, Some(inner)) = (fine, inner_rows) {
-        if let Some(grid) = inner_grid(&chunk_bounds, inner) {
-            chunk_bounds = grid;
-        }
-    }
+    let chunk_bounds = chunk_bounds(&array, shape[0]).map_err(err)?;
     if let Some(size) = array.data_type().fixed_size() {
         let widest = chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         let declared = array.chunk_shape(&[0]).map(|s| s[0].get()).unwrap_or(widest);
@@ -650,7 +634,7 @@ fn attach_validity(
         let raw = known.get(&path).cloned().ok_or_else(|| {
             err(format!("its validity array '{path}' ('{VALIDITY_ATTRIBUTE}') is missing from the group"))
         })?;
-        let validity = open_column(&store, storage, prefix, &path, raw, options, !source.is_remote())?;
+        let validity = open_column(&store, storage, prefix, &path, raw, options)?;
         if validity.kind != ColumnKind::Primitive(DataType::Boolean) {
             return Err(err(format!(
                 "its validity array '{path}' must hold booleans, not {}",
@@ -772,22 +756,6 @@ fn geometry_kind(
 }
 
 /// Chunk start rows plus the array length, from zarrs' chunk grid.
-/// Row bounds of the inner chunks of shards with bounds `shards` (each
-/// shard's inner chunks start at the shard's first row); `None` when there
-/// would be more than [`MAX_CHUNKS`].
-fn inner_grid(shards: &[u64], inner: u64) -> Option<Vec<u64>> {
-    let (first, last) = (*shards.first()?, *shards.last()?);
-    if (last - first) / inner > MAX_CHUNKS {
-        return None;
-    }
-    let mut out = Vec::new();
-    for w in shards.windows(2) {
-        out.extend((w[0]..w[1]).step_by(inner as usize));
-    }
-    out.push(last);
-    Some(out)
-}
-
 fn chunk_bounds(array: &Array<DynStorage>, len: u64) -> std::result::Result<Vec<u64>, String> {
     let grid = array.chunk_grid_shape();
     let n_chunks = grid.first().copied().unwrap_or(0);
