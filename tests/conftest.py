@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -141,3 +146,94 @@ def sedona():
     con = sedonadb.connect()
     register(con)
     return con
+
+
+class _StacApi(http.server.BaseHTTPRequestHandler):
+    """A STAC API: landing page, and item search by GET or POST, ``limit`` items a page,
+    following ``next`` links with a ``token``. ``server.items`` are served;
+    ``server.searches`` records the parameters of every page requested."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _search(self, params: dict[str, Any], next_link: Any) -> None:
+        self.server.searches.append(params)  # type: ignore[attr-defined]
+        wanted = params.get("collections") or []
+        if isinstance(wanted, str):
+            wanted = wanted.split(",")
+        items = self.server.items  # type: ignore[attr-defined]
+        matching = [i for i in items if not wanted or i["collection"] in wanted]
+        limit = int(params.get("limit") or 5)
+        start = int(params.get("token") or 0)
+        links = [next_link(start + limit)] if start + limit < len(matching) else []
+        self._send({"type": "FeatureCollection", "features": matching[start : start + limit], "links": links})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        self._search(
+            body,
+            lambda start: {
+                "rel": "next",
+                "href": base + "/search",
+                "method": "POST",
+                "body": {**body, "token": start},
+            },
+        )
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        url = urlparse(self.path)
+        if url.path.rstrip("/") == "/search":
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+
+            def next_link(start: int) -> dict[str, Any]:
+                rest = "&".join(f"{k}={v}" for k, v in query.items() if k != "token")
+                return {"rel": "next", "href": f"{base}/search?{rest}&token={start}", "method": "GET"}
+
+            self._search(query, next_link)
+            return
+        conformance = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
+        if url.path.rstrip("/") == "/conformance":
+            self._send({"conformsTo": conformance})
+            return
+        search = {"rel": "search", "href": base + "/search", "type": "application/geo+json"}
+        self._send(
+            {
+                "type": "Catalog",
+                "id": "test-api",
+                "description": "loopback STAC API of the tests",
+                "stac_version": "1.0.0",
+                "conformsTo": conformance,
+                "links": [
+                    {"rel": "self", "href": base + "/"},
+                    {"rel": "root", "href": base + "/"},
+                    {**search, "method": "GET"},
+                    {**search, "method": "POST"},
+                ],
+            }
+        )
+
+
+@contextlib.contextmanager
+def stac_api(items: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Serve ``items`` as a STAC API on 127.0.0.1: yields its URL and the list of the
+    parameters of every search page requested."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StacApi)
+    server.items = items  # type: ignore[attr-defined]
+    server.searches = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/", server.searches  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ import shapely
 import shapely.geometry
 import zarr
 from sedonadb_zarr_meta import open_meta
+
+from .conftest import stac_api
 
 ITEMS_FILE = Path(__file__).resolve().parents[1] / "examples" / "stac" / "items.ndjson"
 ITEMS: list[dict[str, Any]] = [
@@ -543,96 +544,17 @@ def test_stac_api_arguments_reach_ingest_stac_search(
     assert len(calls) == 1
 
 
-class _StacApi(BaseHTTPRequestHandler):
-    """A STAC API with one page of items per search, on 127.0.0.1."""
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _root(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def _search(self, params: dict[str, Any]) -> None:
-        collections = params.get("collections")
-        if isinstance(collections, str):
-            collections = collections.split(",")
-        self.server.searches.append(params)  # type: ignore[attr-defined]
-        features = [i for i in ITEMS if not collections or i["collection"] in collections]
-        self._send({"type": "FeatureCollection", "features": features, "links": []})
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        from urllib.parse import parse_qsl, urlsplit
-
-        parts = urlsplit(self.path)
-        if parts.path.rstrip("/") == "/search":
-            return self._search(dict(parse_qsl(parts.query)))
-        if parts.path.rstrip("/") == "/conformance":
-            return self._send({"conformsTo": self._conformance()})
-        root = self._root()
-        self._send(
-            {
-                "type": "Catalog",
-                "id": "test-api",
-                "description": "STAC API of the zarr-meta tests",
-                "stac_version": "1.0.0",
-                "conformsTo": self._conformance(),
-                "links": [
-                    {"rel": "self", "href": f"{root}/", "type": "application/json"},
-                    {"rel": "root", "href": f"{root}/", "type": "application/json"},
-                    {
-                        "rel": "search",
-                        "href": f"{root}/search",
-                        "type": "application/geo+json",
-                        "method": "GET",
-                    },
-                    {
-                        "rel": "search",
-                        "href": f"{root}/search",
-                        "type": "application/geo+json",
-                        "method": "POST",
-                    },
-                ],
-            }
-        )
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("Content-Length") or 0)
-        self._search(json.loads(self.rfile.read(length) or b"{}"))
-
-    @staticmethod
-    def _conformance() -> list[str]:
-        return [
-            "https://api.stacspec.org/v1.0.0/core",
-            "https://api.stacspec.org/v1.0.0/item-search",
-        ]
-
-
 @pytest.fixture
-def stac_api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StacApi)
-    server.searches = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", server.searches  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+def stac_api_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    with stac_api(ITEMS) as served:
+        yield served
 
 
-def test_ingest_from_a_stac_api(tmp_path: Path, stac_api: tuple[str, list[dict[str, Any]]]) -> None:
+def test_ingest_from_a_stac_api(tmp_path: Path, stac_api_server: tuple[str, list[dict[str, Any]]]) -> None:
     if not hasattr(sedonadb_zarr_meta, "ingest_stac_search"):
         pytest.skip("this sedonadb_zarr_meta has no ingest_stac_search")
     pytest.importorskip("pystac_client")
-    url, searches = stac_api
+    url, searches = stac_api_server
     store = tmp_path / "api.zarr"
     stdout = ok(
         run("ingest", "--stac-api", url, str(store), "--collections", "sentinel-2-l2a", "--max-items", "10")

@@ -8,16 +8,13 @@ here with the quirks real catalogues have.
 from __future__ import annotations
 
 import copy
-import http.server
 import json
 import subprocess
 import sys
 import tarfile
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -34,7 +31,7 @@ from sedonadb_zarr_meta import (
 )
 from sedonadb_zarr_meta._stac import parse_datetime
 
-from .conftest import collect
+from .conftest import collect, stac_api
 
 CORPUS_PACKAGE = "stac-geoparquet==0.8.3"
 
@@ -488,104 +485,14 @@ def test_progress_only_when_asked_or_interactive(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-class _StacApi(http.server.BaseHTTPRequestHandler):
-    """A STAC API on 127.0.0.1: landing page and a paged GET /search."""
-
-    items: list[dict[str, Any]] = []
-    requests: list[str] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:  # noqa: N802
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(self.path)
-        self._send(
-            self._page(
-                body,
-                lambda start: {
-                    "rel": "next",
-                    "href": base + "/search",
-                    "method": "POST",
-                    "body": {**body, "token": start},
-                },
-            )
-        )
-
-    def _page(self, body: dict[str, Any], next_link: Any) -> dict[str, Any]:
-        wanted = set(body.get("collections") or [])
-        matching = [i for i in self.items if not wanted or i["collection"] in wanted]
-        limit = int(body.get("limit") or 5)
-        start = int(body.get("token") or 0)
-        links = [next_link(start + limit)] if start + limit < len(matching) else []
-        return {"type": "FeatureCollection", "features": matching[start : start + limit], "links": links}
-
-    def do_GET(self) -> None:  # noqa: N802
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        url = urlparse(self.path)
-        type(self).requests.append(self.path)
-        if url.path in ("", "/"):
-            self._send(
-                {
-                    "type": "Catalog",
-                    "id": "test-api",
-                    "description": "loopback STAC API",
-                    "stac_version": "1.0.0",
-                    "conformsTo": [
-                        "https://api.stacspec.org/v1.0.0/core",
-                        "https://api.stacspec.org/v1.0.0/item-search",
-                    ],
-                    "links": [
-                        {"rel": "self", "href": base + "/"},
-                        {"rel": "root", "href": base + "/"},
-                        {
-                            "rel": "search",
-                            "href": base + "/search",
-                            "type": "application/geo+json",
-                            "method": "GET",
-                        },
-                    ],
-                }
-            )
-            return
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        body = {
-            **query,
-            "collections": query.get("collections", "").split(",") if query.get("collections") else [],
-        }
-
-        def next_link(start: int) -> dict[str, Any]:
-            rest = "&".join(f"{k}={v}" for k, v in query.items() if k != "token")
-            return {"rel": "next", "href": f"{base}/search?{rest}&token={start}", "method": "GET"}
-
-        self._send(self._page(body, next_link))
-
-
 def test_ingest_stac_search_pages_through_an_api(tmp_path, pc_items):
-    _StacApi.items = pc_items + quirky_items()
-    _StacApi.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StacApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/"
-        wanted = ["landsat-c2-l2", "sentinel-2-l2a", "quirks"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            uri = ingest_stac_search(url, tmp_path / "api.zarr", collections=wanted, limit=3)
-    finally:
-        server.shutdown()
-    expected = [i for i in _StacApi.items if i["collection"] in wanted]
+    items = pc_items + quirky_items()
+    wanted = ["landsat-c2-l2", "sentinel-2-l2a", "quirks"]
+    with stac_api(items) as (url, searches), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        uri = ingest_stac_search(url, tmp_path / "api.zarr", collections=wanted, limit=3)
+    expected = [i for i in items if i["collection"] in wanted]
     table = pa.table(open_meta(uri).scan())
     assert sorted(table.column("id").to_pylist()) == sorted(i["id"] for i in expected)
     check_items_read_back(expected, table)
-    assert sum("/search" in r for r in _StacApi.requests) == -(-len(expected) // 3)  # every page, once
+    assert len(searches) == -(-len(expected) // 3)  # every page, once
