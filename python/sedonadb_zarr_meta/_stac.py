@@ -147,6 +147,18 @@ def _points(coords: list[Any], dims: int, where: str) -> bytes:
     return b"".join(out)
 
 
+#: ISO WKB type codes of the GeoJSON geometry types (+1000 with Z).
+_WKB_CODES = {
+    "Point": 1,
+    "LineString": 2,
+    "Polygon": 3,
+    "MultiPoint": 4,
+    "MultiLineString": 5,
+    "MultiPolygon": 6,
+    "GeometryCollection": 7,
+}
+
+
 def geojson_to_wkb(geom: dict[str, Any] | None, where: str = "geometry") -> bytes | None:
     """ISO WKB of a GeoJSON geometry, coordinates exactly as given (``None`` stays ``None``)."""
     if geom is None:
@@ -154,21 +166,12 @@ def geojson_to_wkb(geom: dict[str, Any] | None, where: str = "geometry") -> byte
     if not isinstance(geom, dict):
         raise StacError(f"{where}: a geometry must be a GeoJSON object")
     kind = geom.get("type")
-    codes = {
-        "Point": 1,
-        "LineString": 2,
-        "Polygon": 3,
-        "MultiPoint": 4,
-        "MultiLineString": 5,
-        "MultiPolygon": 6,
-        "GeometryCollection": 7,
-    }
-    if kind not in codes:
+    if kind not in _WKB_CODES:
         raise StacError(f"{where}: unknown geometry type {kind!r}")
     if kind == "GeometryCollection":
         parts = [geojson_to_wkb(g, where) for g in geom.get("geometries") or []]
         dims = 3 if any(p is not None and _wkb_has_z(p) for p in parts) else 2
-        header = struct.pack("<BI", 1, 7 + (1000 if dims == 3 else 0))
+        header = struct.pack("<BI", 1, _WKB_CODES[kind] + (1000 if dims == 3 else 0))
         return header + struct.pack("<I", len(parts)) + b"".join(p for p in parts if p is not None)
     coords = geom.get("coordinates")
     if not isinstance(coords, list):
@@ -182,8 +185,7 @@ def _wkb_has_z(wkb: bytes) -> bool:
 
 
 def _encode(kind: str, coords: list[Any], dims: int, where: str) -> bytes:
-    code = {"Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5}.get(kind, 6)
-    header = struct.pack("<BI", 1, code + (1000 if dims == 3 else 0))
+    header = struct.pack("<BI", 1, _WKB_CODES[kind] + (1000 if dims == 3 else 0))
     if kind == "Point":
         if not coords:  # POINT EMPTY
             return header + struct.pack(f"<{dims}d", *([float("nan")] * dims))

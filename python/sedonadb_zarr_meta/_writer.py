@@ -504,7 +504,19 @@ class _Writer:
             attributes=column.attrs or None,
         )
 
-    def validity_array(self, name: str, total: int, chunks: int, new: bool) -> Any:
+    def write_column(self, c: _Column, new_group: bool) -> Any:
+        """A new array holding all of ``c``, with a validity array when a value is
+        missing (``new_group``: the group was just created, so none can exist yet)."""
+        missing = c.valid is not None and not c.valid.all()
+        if missing:
+            c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
+        a = self.create(c, len(c.values))
+        self.put(a, 0, c.values)
+        if missing:
+            self.put(self.validity_array(c.name, len(c.values), new=new_group), 0, c.valid)
+        return a
+
+    def validity_array(self, name: str, total: int, new: bool) -> Any:
         """The validity array of column ``name``; ``new``: it cannot exist yet."""
         if self._validity_group is None:
             self._validity_group = self.group.require_group(VALIDITY_GROUP)
@@ -512,7 +524,7 @@ class _Writer:
         if not new and name in vgroup:
             return vgroup[name]
         return vgroup.create_array(
-            name, shape=(total,), dtype=bool, chunks=(chunks,), fill_value=True, overwrite=not new
+            name, shape=(total,), dtype=bool, chunks=(self.chunk_size,), fill_value=True, overwrite=not new
         )
 
 
@@ -675,24 +687,17 @@ def _write(
     return rows
 
 
+def _stats_document(rows: int, block_rows: int, columns: dict[str, Any]) -> dict[str, Any]:
+    """The ``zarr_meta:stats`` group attribute (see the module documentation)."""
+    return {"version": 1, "num_rows": rows, "block_rows": block_rows, "columns": columns}
+
+
 def _write_new(w: _Writer, columns: list[_Column], rows: int) -> None:
     g = w.group
     for c in columns:
-        missing = c.valid is not None and not c.valid.all()
-        if missing:
-            c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
-        w.put(w.create(c, rows), 0, c.values)
-        if missing:
-            w.put(w.validity_array(c.name, rows, w.chunk_size, new=True), 0, c.valid)
+        w.write_column(c, new_group=True)
     stats = {c.name: s for c in columns if (s := _block_stats(c, w.chunk_size)) is not None}
-    attrs = {
-        STATS_ATTRIBUTE: {
-            "version": 1,
-            "num_rows": rows,
-            "block_rows": w.chunk_size,
-            "columns": stats,
-        }
-    }
+    attrs = {STATS_ATTRIBUTE: _stats_document(rows, w.chunk_size, stats)}
     geo_attrs = [c.attrs for c in columns if c.kind == "geometry"]
     if geo_attrs and all(a == geo_attrs[0] for a in geo_attrs):
         attrs.update({k: v for k, v in geo_attrs[0].items() if k.startswith("proj:")})
@@ -742,19 +747,19 @@ def _stored_like(name: str, array: Any) -> _Column:
     return _Column(name, empty, dtype, attrs, "number")
 
 
-def _cast_for_append(path: str, c: _Column, array: Any) -> tuple[_Column, np.dtype | None]:
-    """``c`` in the stored array's element type, and the type the stored
-    column must be widened to first (integers to float64 for float values),
-    or a clear error. Changes nothing."""
+def _cast_for_append(path: str, c: _Column, array: Any, group: Any) -> tuple[_Column, str | None]:
+    """``c`` in the stored array's element type, and how the stored column
+    must be rewritten first: ``"missing"`` (it has only ever held missing
+    values: it takes ``c``'s type), ``"widen"`` (integers to ``c``'s float64),
+    or ``None``; or a clear error. Changes nothing."""
     stored = array.dtype
     have = c.values.dtype
     if c.valid is not None and len(c.valid) and not c.valid.any():
         # Only missing values: they take the stored column's type.
         return _fill(_stored_like(c.name, array), len(c.valid)), None
     stored_text, have_text = stored.kind in "OTU", have.kind in "OTU"
-    if stored != have and c.kind != "geometry" and _all_missing(array):
-        # A column that has only ever held missing values takes the new values' type.
-        return c, have
+    if stored != have and c.kind != "geometry" and _all_missing(array, group):
+        return c, "missing"
     stored_bytes = stored.kind == "O"
     if stored_text and have_text and stored_bytes == (c.dtype is not str):
         return c, None
@@ -764,9 +769,7 @@ def _cast_for_append(path: str, c: _Column, array: Any) -> tuple[_Column, np.dty
         if c.kind == "number" and stored.kind in "iuf" and np.can_cast(have, stored, "same_kind"):
             return _Column(c.name, c.values.astype(stored), c.dtype, c.attrs, c.kind, c.valid), None
         if c.kind == "number" and stored.kind in "iu" and have.kind == "f":
-            return _Column(c.name, c.values.astype("float64"), c.dtype, c.attrs, c.kind, c.valid), np.dtype(
-                "float64"
-            )
+            return _Column(c.name, c.values.astype("float64"), c.dtype, c.attrs, c.kind, c.valid), "widen"
         if c.kind == "time" and stored.kind == have.kind:
             return _Column(c.name, c.values.astype(stored), c.dtype, c.attrs, c.kind, c.valid), None
     raise ValueError(
@@ -776,40 +779,33 @@ def _cast_for_append(path: str, c: _Column, array: Any) -> tuple[_Column, np.dty
     )
 
 
-def _all_missing(array: Any) -> bool:
-    """Whether the stored column's validity array marks every row missing."""
+def _all_missing(array: Any, group: Any) -> bool:
+    """Whether the stored column's validity array (in ``group``) marks every row missing."""
     pointer = dict(array.attrs).get(VALIDITY_ATTRIBUTE)
     if not isinstance(pointer, str) or array.shape[0] == 0:
         return False
-    import zarr
-
-    root = zarr.open_group(array.store, mode="r", use_consolidated=False)
-    parent = array.path.rsplit("/", 1)[0] if "/" in array.path else ""
-    valid = np.asarray(root[f"{parent}/{pointer}" if parent else pointer][:])
-    return not valid.any()
+    return not np.asarray(group[pointer][:]).any()
 
 
-def _widen(array: Any, w: _Writer, dtype: np.dtype) -> Any:
-    """Rewrite ``array`` with element type ``dtype`` (same chunks and attributes);
-    values that are all missing are replaced by the new type's missing values."""
-    if _all_missing(array):
-        like = _Column(array.basename, np.zeros(0, dtype=dtype), dtype, {}, "number")
-        if dtype.kind in "OTU":
-            like = _Column(array.basename, np.zeros(0, dtype=object), str, {}, "text")
-        elif dtype.kind in "Mm":
-            like.kind = "time"
-        values = _fill(like, array.shape[0]).values
-        dtype = like.dtype
+def _rewrite(array: Any, w: _Writer, c: _Column, how: str) -> Any:
+    """Rewrite ``array`` (same chunks and attributes) in the type of ``c``:
+    ``"missing"``: as missing values of ``c``'s type; ``"widen"``: its values
+    cast to ``c``'s element type."""
+    if how == "missing":
+        values, dtype = _fill(c, array.shape[0]).values, c.dtype
     else:
-        values = np.asarray(array[:]).astype(dtype)
-    attrs = dict(array.attrs)
-    name = array.basename
-    chunks = array.chunks
-    wider = w.group.create_array(
-        name, shape=array.shape, dtype=dtype, chunks=chunks, overwrite=True, attributes=attrs
+        values = np.asarray(array[:]).astype(c.values.dtype)
+        dtype = values.dtype
+    rewritten = w.group.create_array(
+        array.basename,
+        shape=array.shape,
+        dtype=dtype,
+        chunks=array.chunks,
+        overwrite=True,
+        attributes=dict(array.attrs),
     )
-    w.put(wider, 0, values)
-    return wider
+    w.put(rewritten, 0, values)
+    return rewritten
 
 
 def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress) -> None:
@@ -831,28 +827,21 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
             by_name[name] = _fill(_stored_like(name, a), rows)
     # Every column is checked before anything is written.
     plan = {
-        name: _cast_for_append(path, c, existing[name]) if name in existing else (c, None)
+        name: _cast_for_append(path, c, existing[name], g) if name in existing else (c, None)
         for name, c in by_name.items()
     }
     changed: list[tuple[_Column, Any, bool]] = []
-    for c, widen in plan.values():
+    for c, rewrite in plan.values():
         if c.name in existing:
             a = existing[c.name]
-            if widen is not None:
-                a = _widen(a, w, widen)
+            if rewrite is not None:
+                a = _rewrite(a, w, c, rewrite)
             a.resize((new_n,))
             w.put(a, old_n, c.values)
             changed.append((c, a, False))
         else:
             c = _concat(_fill(c, old_n), c)
-            missing = c.valid is not None and not c.valid.all()
-            if missing:
-                c.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
-            a = w.create(c, new_n)
-            w.put(a, 0, c.values)
-            if missing:
-                w.put(w.validity_array(c.name, new_n, chunk, new=False), 0, c.valid)
-            changed.append((c, a, True))
+            changed.append((c, w.write_column(c, new_group=False), True))
             continue
         pointer = dict(a.attrs).get(VALIDITY_ATTRIBUTE)
         new_valid = c.valid[-rows:] if c.valid is not None and rows else None
@@ -861,7 +850,7 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
             v.resize((new_n,))
             w.put(v, old_n, new_valid if new_valid is not None else np.ones(rows, dtype=bool))
         elif new_valid is not None and not new_valid.all():
-            v = w.validity_array(c.name, new_n, chunk, new=False)  # fill value True covers the old rows
+            v = w.validity_array(c.name, new_n, new=False)  # fill value True covers the old rows
             w.put(v, old_n, new_valid)
             a.attrs[VALIDITY_ATTRIBUTE] = f"{VALIDITY_GROUP}/{c.name}"
 
@@ -887,12 +876,7 @@ def _append(g: Any, path: str, columns: list[_Column], rows: int, bar: Progress)
             stats.pop(c.name)
             continue
         stats[c.name] = {k: list(v[:kept]) + fresh[k] for k, v in stats[c.name].items()}
-    g.attrs[STATS_ATTRIBUTE] = {
-        "version": 1,
-        "num_rows": new_n,
-        "block_rows": block_rows,
-        "columns": stats,
-    }
+    g.attrs[STATS_ATTRIBUTE] = _stats_document(new_n, block_rows, stats)
 
 
 def ingest_stac_search(

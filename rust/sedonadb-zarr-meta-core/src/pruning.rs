@@ -340,11 +340,6 @@ fn row_lit(array: &ArrayRef, i: usize) -> Option<Lit> {
     }
 }
 
-/// Whether any row of `array` (a decoded column) may pass `test`.
-pub fn any_row_matches(test: &Test, array: &ArrayRef) -> bool {
-    row_mask(test, array).is_none_or(|mask| mask.count_set_bits() > 0)
-}
-
 /// [`row_mask`] of an integer range over 64-bit integers, timestamps or
 /// durations, on the raw values (the common time-window filter); `None`
 /// for other tests and types.
@@ -481,6 +476,11 @@ mod tests {
         out.extend_from_slice(&x.to_le_bytes());
         out.extend_from_slice(&y.to_le_bytes());
         out
+    }
+
+    /// Whether any row of `array` (a decoded column) may pass `test`.
+    fn any_row_matches(test: &Test, array: &ArrayRef) -> bool {
+        row_mask(test, array).is_none_or(|mask| mask.count_set_bits() > 0)
     }
 
     #[test]
