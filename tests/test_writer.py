@@ -126,8 +126,16 @@ def test_bad_writer_arguments(tmp_path):
 def test_write_what_sedonadb_returns(tmp_path, sedona, items_store):
     """SedonaDB's to_arrow_table() registers geoarrow's extension types: geometry then arrives
     as a geoarrow.wkb extension type (no field metadata), and is still written as geometry."""
-    import geoarrow.pyarrow  # noqa: F401 - what SedonaDB imports for to_arrow_table()
+    import geoarrow.pyarrow as ga  # what SedonaDB imports for to_arrow_table()
 
+    try:
+        _write_what_sedonadb_returns(tmp_path, sedona, items_store)
+    finally:
+        # The registration is process-wide: other tests read geometry fields' metadata.
+        ga.unregister_extension_types()
+
+
+def _write_what_sedonadb_returns(tmp_path, sedona, items_store):
     table = sedona.sql(
         f"SELECT id, ST_SetSRID(bbox, 32633) AS bbox FROM sd_read_zarr_meta('{items_store}') ORDER BY id"
     ).to_arrow_table()
