@@ -1,79 +1,7 @@
-//! Bounding boxes of WKB geometries (for chunk pruning), via geo-traits.
-
-use geo_traits::{
-    CoordTrait, GeometryCollectionTrait, GeometryTrait, GeometryType, LineStringTrait, MultiLineStringTrait,
-    MultiPointTrait, MultiPolygonTrait, PointTrait, PolygonTrait,
-};
+//! Bounding boxes of WKB geometries (for chunk and row pruning).
 
 /// `[xmin, ymin, xmax, ymax]`.
 pub type BBox = [f64; 4];
-
-#[derive(Default)]
-struct Acc {
-    b: Option<BBox>,
-    unknown: bool,
-}
-
-impl Acc {
-    fn add(&mut self, x: f64, y: f64) {
-        if x.is_nan() || y.is_nan() {
-            return;
-        }
-        self.b = Some(match self.b {
-            None => [x, y, x, y],
-            Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
-        });
-    }
-    fn coord(&mut self, c: &impl CoordTrait<T = f64>) {
-        self.add(c.x(), c.y());
-    }
-    fn line(&mut self, l: &impl LineStringTrait<T = f64>) {
-        for c in l.coords() {
-            self.coord(&c);
-        }
-    }
-    fn polygon(&mut self, p: &impl PolygonTrait<T = f64>) {
-        // Interior rings lie inside the exterior one.
-        if let Some(ring) = p.exterior() {
-            self.line(&ring);
-        }
-    }
-    fn geometry(&mut self, g: &impl GeometryTrait<T = f64>) {
-        match g.as_type() {
-            GeometryType::Point(p) => {
-                if let Some(c) = p.coord() {
-                    self.coord(&c);
-                }
-            }
-            GeometryType::LineString(l) => self.line(l),
-            GeometryType::Polygon(p) => self.polygon(p),
-            GeometryType::MultiPoint(mp) => {
-                for p in mp.points() {
-                    if let Some(c) = p.coord() {
-                        self.coord(&c);
-                    }
-                }
-            }
-            GeometryType::MultiLineString(ml) => {
-                for l in ml.line_strings() {
-                    self.line(&l);
-                }
-            }
-            GeometryType::MultiPolygon(mp) => {
-                for p in mp.polygons() {
-                    self.polygon(&p);
-                }
-            }
-            GeometryType::GeometryCollection(gc) => {
-                for g in gc.geometries() {
-                    self.geometry(&g);
-                }
-            }
-            // WKB never encodes these; be conservative if one appears.
-            _ => self.unknown = true,
-        }
-    }
-}
 
 /// Outcome of computing a geometry's extent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,15 +16,10 @@ pub enum Extent {
 
 /// The extent of one WKB geometry.
 pub fn wkb_extent(buf: &[u8]) -> Extent {
-    let Ok(g) = wkb::reader::read_wkb(buf) else {
-        return Extent::Unknown;
-    };
-    let mut acc = Acc::default();
-    acc.geometry(&g);
-    match (acc.unknown, acc.b) {
-        (true, _) => Extent::Unknown,
-        (false, Some(b)) => Extent::Box(b),
-        (false, None) => Extent::Empty,
+    match crate::wkb_check::extent(buf) {
+        Ok(Some(b)) => Extent::Box(b),
+        Ok(None) => Extent::Empty,
+        Err(_) => Extent::Unknown,
     }
 }
 

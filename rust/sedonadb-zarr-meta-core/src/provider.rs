@@ -88,7 +88,7 @@ impl ZarrMetaTable {
         } else {
             Vec::new()
         };
-        let ranges = partition_ranges(&self.group, &projection, target_partitions.max(1));
+        let ranges = partition_ranges(&self.group, &projection, &predicates, target_partitions.max(1));
         Ok(Arc::new(ZarrMetaExec {
             properties: ZarrMetaExec::properties(&schema, ranges.len()),
             group: self.group.clone(),
@@ -187,7 +187,8 @@ pub struct ZarrMetaExec {
     group: Arc<MetaGroup>,
     projection: Vec<usize>,
     schema: SchemaRef,
-    ranges: Vec<Range<u64>>,
+    /// Row ranges of each partition.
+    ranges: Vec<Vec<Range<u64>>>,
     limit: Option<usize>,
     predicates: Vec<Predicate>,
     metrics: Arc<ScanMetrics>,
@@ -222,6 +223,8 @@ impl DisplayAs for ZarrMetaExec {
         if !self.predicates.is_empty() {
             write!(f, ", pruning_predicates={}", self.predicates.len())?;
             write!(f, ", statistics={}", if self.group.stats.is_some() { "chunk" } else { "none" })?;
+            let rows: u64 = self.ranges.iter().flatten().map(|r| r.end - r.start).sum();
+            write!(f, ", rows_after_statistics={rows}/{}", self.group.num_rows)?;
         }
         Ok(())
     }
@@ -254,13 +257,13 @@ impl ExecutionPlan for ZarrMetaExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DFResult<SendableRecordBatchStream> {
         let rows = match self.ranges.get(partition) {
             Some(r) => r.clone(),
-            None if self.ranges.is_empty() && partition == 0 => 0..0,
+            None if self.ranges.is_empty() && partition == 0 => Vec::new(),
             None => {
                 return Err(DataFusionError::Internal(format!("ZarrMetaExec has no partition {partition}")))
             }
         };
         let batch_size = self.group.options.batch_size.min(context.session_config().batch_size().max(1));
-        let reader = BatchReader::with_predicates(
+        let reader = BatchReader::over_ranges(
             self.group.clone(),
             Some(self.projection.clone()),
             rows,
@@ -292,12 +295,14 @@ impl ExecutionPlan for ZarrMetaExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Arc<Statistics>> {
         let rows: u64 = match partition {
-            Some(p) => self.ranges.get(p).map_or(0, |r| r.end - r.start),
-            None => self.group.num_rows,
+            Some(p) => self.ranges.get(p).map_or(0, |r| r.iter().map(|r| r.end - r.start).sum()),
+            None => self.ranges.iter().flatten().map(|r| r.end - r.start).sum(),
         };
         let mut stats = Statistics::new_unknown(&self.schema);
+        // Predicates drop rows inside the ranges too: then the count is a bound.
         stats.num_rows = match self.limit {
             Some(l) => Precision::Inexact((rows as usize).min(l)),
+            None if !self.predicates.is_empty() => Precision::Inexact(rows as usize),
             None => Precision::Exact(rows as usize),
         };
         Ok(Arc::new(stats))

@@ -162,6 +162,17 @@ impl BatchReader {
         batch_size: usize,
         predicates: Vec<Predicate>,
     ) -> Result<Self> {
+        Self::over_ranges(group, projection, vec![rows], batch_size, predicates)
+    }
+
+    /// Like [`BatchReader::with_predicates`] over several row ranges, in order.
+    pub fn over_ranges(
+        group: Arc<MetaGroup>,
+        projection: Option<Vec<usize>>,
+        rows: Vec<Range<u64>>,
+        batch_size: usize,
+        predicates: Vec<Predicate>,
+    ) -> Result<Self> {
         let projection = projection.unwrap_or_else(|| (0..group.columns.len()).collect());
         if let Some(bad) =
             projection.iter().chain(predicates.iter().map(|p| &p.column)).find(|i| **i >= group.columns.len())
@@ -173,16 +184,11 @@ impl BatchReader {
             )));
         }
         let schema = Arc::new(group.schema.project(&projection)?);
-        let end = rows.end.min(group.num_rows);
-        let start = rows.start.min(end);
-        let ranges = match &group.stats {
-            Some(stats) if !predicates.is_empty() => stats.prune(&predicates, start..end),
-            _ => std::iter::once(start..end).collect(),
-        };
+        let ranges = rows.into_iter().flat_map(|rows| candidate_ranges(&group, &predicates, rows));
         let mut columns: Vec<usize> = projection.clone();
         columns.extend(predicates.iter().map(|p| p.column));
         let mut pieces = VecDeque::new();
-        for range in ranges {
+        for range in ranges.collect::<Vec<_>>() {
             pieces.extend(plan_pieces(&group, &columns, range, batch_size.max(1)));
         }
         let cache = group.columns.iter().map(|_| VecDeque::new()).collect();
@@ -449,28 +455,60 @@ fn plan_pieces(
     pieces
 }
 
-/// Row ranges of about `target_rows` rows aligned to the chunks of the first
-/// projected column, for splitting a scan into parallel partitions.
-pub fn partition_ranges(group: &MetaGroup, projection: &[usize], partitions: usize) -> Vec<Range<u64>> {
-    let n = group.num_rows;
-    if n == 0 || partitions <= 1 {
-        return std::iter::once(0..n).collect();
+/// The parts of `rows` (clamped to the group) whose statistics do not rule
+/// out a match of every one of `predicates`.
+fn candidate_ranges(group: &MetaGroup, predicates: &[Predicate], rows: Range<u64>) -> Vec<Range<u64>> {
+    let end = rows.end.min(group.num_rows);
+    let start = rows.start.min(end);
+    match &group.stats {
+        Some(stats) if !predicates.is_empty() => stats.prune(predicates, start..end),
+        _ => std::iter::once(start..end).collect(),
     }
-    let bounds: &[u64] = match projection.first() {
-        Some(&c) => &group.columns[c].chunk_bounds,
-        None => match group.columns.first() {
-            Some(c) => &c.chunk_bounds,
-            None => return std::iter::once(0..n).collect(),
-        },
+}
+
+/// The rows of a scan split into at most `partitions` runs of row ranges,
+/// for partitions that decode in parallel. Rows that the statistics rule out
+/// for `predicates` are left out first, so the rows that remain (a selective
+/// query's few chunks) are shared evenly instead of falling in one partition.
+/// Cuts fall on chunk boundaries of the first projected column.
+pub fn partition_ranges(
+    group: &MetaGroup,
+    projection: &[usize],
+    predicates: &[Predicate],
+    partitions: usize,
+) -> Vec<Vec<Range<u64>>> {
+    let candidates = candidate_ranges(group, predicates, 0..group.num_rows);
+    let column = projection.first().or(predicates.first().map(|p| &p.column)).copied().unwrap_or(0);
+    let bounds: &[u64] = match group.columns.get(column) {
+        Some(c) if partitions > 1 => &c.chunk_bounds,
+        _ => return vec![candidates],
     };
-    let chunks = bounds.len() - 1;
-    let per = chunks.div_ceil(partitions).max(1);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chunks {
-        let j = (i + per).min(chunks);
-        out.push(bounds[i]..bounds[j]);
-        i = j;
+    // The candidate rows cut at chunk boundaries: units no partition splits.
+    let mut units: Vec<Range<u64>> = Vec::new();
+    for range in candidates {
+        let mut start = range.start;
+        while start < range.end {
+            let next = bounds[bounds.partition_point(|b| *b <= start)..].first().copied();
+            let end = next.map_or(range.end, |b| b.min(range.end));
+            units.push(start..end);
+            start = end;
+        }
     }
-    out
+    if units.is_empty() {
+        return vec![Vec::new()];
+    }
+    let per = units.len().div_ceil(partitions);
+    units
+        .chunks(per)
+        .map(|part| {
+            let mut merged: Vec<Range<u64>> = Vec::new();
+            for unit in part {
+                match merged.last_mut() {
+                    Some(prev) if prev.end == unit.start => prev.end = unit.end,
+                    _ => merged.push(unit.clone()),
+                }
+            }
+            merged
+        })
+        .collect()
 }

@@ -25,6 +25,10 @@ const NAMES: [&str; 8] = [
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// `[xmin, ymin, xmax, ymax]` of the coordinates read so far (NaN ones
+    /// skipped), when the walk also computes the extent.
+    extent: Option<[f64; 4]>,
+    track: bool,
 }
 
 impl Reader<'_> {
@@ -61,8 +65,36 @@ impl Reader<'_> {
 
     fn points(&mut self, little: bool, dims: usize, what: &str) -> Result<usize, String> {
         let n = self.count(little, dims * 8, what)?;
-        self.take(n * dims * 8, what)?;
+        self.coords(n, little, dims, what)?;
         Ok(n)
+    }
+
+    /// Take `n` points of `dims` doubles, adding their x/y to the extent when tracked.
+    fn coords(&mut self, n: usize, little: bool, dims: usize, what: &str) -> Result<(), String> {
+        let width = dims * 8;
+        let start = self.pos;
+        self.take(n * width, what)?;
+        if self.track {
+            let f = |b: &[u8]| {
+                let b: [u8; 8] = b.try_into().expect("8 bytes");
+                if little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                }
+            };
+            for point in self.bytes[start..self.pos].chunks_exact(width) {
+                let (x, y) = (f(&point[..8]), f(&point[8..16]));
+                if x.is_nan() || y.is_nan() {
+                    continue;
+                }
+                self.extent = Some(match self.extent {
+                    None => [x, y, x, y],
+                    Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
+                });
+            }
+        }
+        Ok(())
     }
 
     /// One geometry; `expected` is the base type a multi-geometry's child must have.
@@ -97,9 +129,7 @@ impl Reader<'_> {
             }
         }
         match base {
-            1 => {
-                self.take(dims * 8, "point")?;
-            }
+            1 => self.coords(1, little, dims, "point")?,
             2 => {
                 if self.points(little, dims, "LineString point count")? == 1 {
                     return Err(format!("LineString at byte {at} has 1 point (needs 0 or at least 2)"));
@@ -136,14 +166,28 @@ impl Reader<'_> {
     }
 }
 
-/// Check that `bytes` is exactly one well-formed WKB geometry.
-pub fn validate(bytes: &[u8]) -> Result<(), String> {
-    let mut reader = Reader { bytes, pos: 0 };
+/// Walk `bytes` as exactly one well-formed WKB geometry, returning its extent
+/// when `track` (`None` for an empty geometry).
+fn walk(bytes: &[u8], track: bool) -> Result<Option<[f64; 4]>, String> {
+    let mut reader = Reader { bytes, pos: 0, extent: None, track };
     reader.geometry(0, None).map_err(|e| format!("invalid WKB: {e}"))?;
     if reader.remaining() != 0 {
         return Err(format!("invalid WKB: {} trailing bytes after the geometry", reader.remaining()));
     }
-    Ok(())
+    Ok(reader.extent)
+}
+
+/// Check that `bytes` is exactly one well-formed WKB geometry.
+pub fn validate(bytes: &[u8]) -> Result<(), String> {
+    walk(bytes, false).map(|_| ())
+}
+
+/// The `[xmin, ymin, xmax, ymax]` of the x/y coordinates of one well-formed
+/// WKB geometry (NaN coordinates skipped; `None` when it has none), in the
+/// same single pass that validates it. Interior rings count too: for a valid
+/// polygon they lie inside the exterior one.
+pub fn extent(bytes: &[u8]) -> Result<Option<[f64; 4]>, String> {
+    walk(bytes, true)
 }
 
 #[cfg(test)]
@@ -192,6 +236,25 @@ mod tests {
         validate(&be).unwrap();
         validate(&le(&[&[1], &u(1001), &[0; 24]])).unwrap();
         validate(&le(&[&[1], &u(0xA000_0001), &u(4326), &[0; 24]])).unwrap();
+    }
+
+    #[test]
+    fn extents_in_the_validating_pass() {
+        let polygon = le(&[&[1], &u(3), &u(1), &ring(5)]);
+        assert_eq!(extent(&polygon).unwrap(), Some([0.0, 0.0, 3.0, 6.0]));
+        // NaN coordinates (POINT EMPTY) add nothing; an empty geometry has no extent.
+        let collection = le(&[&[1], &u(7), &u(2), &point(f64::NAN, f64::NAN), &point(-1.0, 9.0)]);
+        assert_eq!(extent(&collection).unwrap(), Some([-1.0, 9.0, -1.0, 9.0]));
+        assert_eq!(extent(&point(f64::NAN, f64::NAN)).unwrap(), None);
+        assert_eq!(extent(&le(&[&[1], &u(3), &u(0)])).unwrap(), None);
+        // Big endian with Z: only x and y count.
+        let mut be = vec![0u8];
+        be.extend_from_slice(&1001u32.to_be_bytes());
+        for v in [4.0f64, -2.0, 100.0] {
+            be.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(extent(&be).unwrap(), Some([4.0, -2.0, 4.0, -2.0]));
+        assert!(extent(&le(&[&point(1.0, 2.0), &[0]])).is_err());
     }
 
     #[test]

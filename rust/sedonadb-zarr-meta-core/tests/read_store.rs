@@ -126,6 +126,34 @@ fn without_statistics_only_filter_columns_are_read() {
     assert_eq!(chunks, 3 + 1); // bbox of every chunk, n of the matching one
 }
 
+#[test]
+fn partitions_share_the_chunks_statistics_keep() {
+    use sedonadb_zarr_meta_core::reader::partition_ranges;
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), true);
+    let group = Arc::new(MetaGroup::open(dir.path().to_str().unwrap(), ReadOptions::default()).unwrap());
+    let query = |x0: f64, x1: f64| vec![Predicate { column: 0, test: Test::BBox([x0, 0.0, x1, 1.0]) }];
+    // `n` has chunks 0..4, 4..8, 8..10; the statistics keep blocks 4..8 and 8..10.
+    let kept = query(4.5, 9.5);
+    assert_eq!(partition_ranges(&group, &[1], &kept, 2), vec![vec![4..8], vec![8..10]]);
+    assert_eq!(partition_ranges(&group, &[1], &kept, 1), vec![vec![4..10]]);
+    assert_eq!(partition_ranges(&group, &[1], &[], 2), vec![vec![0..8], vec![8..10]]);
+    assert_eq!(
+        partition_ranges(&group, &[1], &query(20.0, 30.0), 2),
+        vec![Vec::<std::ops::Range<u64>>::new()]
+    );
+    // Each partition's reader yields its own rows; together, every kept row once.
+    let rows: Vec<i32> = partition_ranges(&group, &[1], &kept, 2)
+        .into_iter()
+        .flat_map(|ranges| {
+            let reader = BatchReader::over_ranges(group.clone(), Some(vec![1]), ranges, 100, kept.clone());
+            collect(reader.unwrap())
+        })
+        .flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec())
+        .collect();
+    assert_eq!(rows, vec![4, 5, 6, 7, 8, 9]);
+}
+
 /// The same store read through object_store (the remote path: concurrent
 /// metadata reads, chunk prefetching) gives the same batches.
 #[test]
