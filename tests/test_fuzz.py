@@ -20,7 +20,7 @@ def test_fuzz_sample(tmp_path):
     assert counts["open_meta"].get("error", 0) > 0 and counts["open_meta"].get("equal", 0) > 0
 
 
-@pytest.mark.parametrize("seed", [15, 73, 89, 223, 431, 5148])
+@pytest.mark.parametrize("seed", [15, 73, 89, 223, 431, 5148, 9105])
 def test_fuzz_regressions(tmp_path, seed):
     """Named cases: a FIFO in place of a chunk (an error, never a hang), a v2
     group whose .zgroup lost its zarr_format and trailing bytes after a gzip
@@ -29,6 +29,8 @@ def test_fuzz_regressions(tmp_path, seed):
     store before; now by this reader, naming store, array and row), a crs
     option SedonaDB cannot parse (now refused with the options), and a
     datetime64 scale factor of 2^31, which NumPy refuses (now refused when
-    the group opens, as zarr-python does)."""
+    the group opens, as zarr-python does), and a FIFO in place of an ``id``
+    chunk that a spatial filter skips by its statistics (the reference reads
+    such a chunk as unreadable instead of blocking on it)."""
     counts, bad = run(cases=1, seed=seed, jobs=1, timeout=120.0, keep=tmp_path)
     assert not bad, bad

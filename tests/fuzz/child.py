@@ -65,9 +65,30 @@ def reference(store: str, out: dict[str, Any]) -> None:
     ``"__blocks__"`` → per chunk of 8 rows, the (ids, bboxes) zarr-python can
     read, or ``None``."""
     import zarr
+    from zarr.storage import LocalStore
+
+    class RegularFilesOnly(LocalStore):
+        """zarr-python's local store, refusing keys that are not regular files
+        (a FIFO would block it forever): such a chunk is unreadable."""
+
+        def _check(self, key: str) -> None:
+            path = Path(str(self.root)) / key
+            if path.exists() and not path.is_file():
+                raise OSError(f"{key}: not a regular file")
+
+        async def get(self, key, prototype=None, byte_range=None):  # type: ignore[override]
+            self._check(key)
+            return await super().get(key, prototype, byte_range)
+
+        async def get_partial_values(self, prototype, key_ranges):  # type: ignore[override]
+            key_ranges = list(key_ranges)
+            for key, _ in key_ranges:
+                self._check(key)
+            return await super().get_partial_values(prototype, key_ranges)
 
     try:
-        g = zarr.open_group(str(Path(store) / "meta"), mode="r", use_consolidated=False)
+        meta = RegularFilesOnly(str(Path(store) / "meta"), read_only=True)
+        g = zarr.open_group(meta, mode="r", use_consolidated=False)
         arrays = list(g.arrays())
     except BaseException as e:  # noqa: BLE001 - any failure means "zarr-python cannot read it"
         out["__group__"] = f"{type(e).__name__}: {e}"[:300]

@@ -166,9 +166,55 @@ impl Reader<'_> {
     }
 }
 
+/// The shapes most catalogues hold, checked in one step: a little-endian 2-D
+/// point, or a little-endian 2-D polygon of one closed ring (footprints and
+/// boxes). `None` for anything else, which takes the full walk; the walk
+/// accepts exactly what this accepts, with the same extent.
+#[inline]
+fn simple(bytes: &[u8], track: bool) -> Option<Option<[f64; 4]>> {
+    let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    if bytes.first() != Some(&1) {
+        return None;
+    }
+    let coords = match word(1)? {
+        1 if bytes.len() == 21 => &bytes[5..],
+        3 if word(5)? == 1 => {
+            let n = word(9)? as usize;
+            if n < 4 || bytes.len() != n.checked_mul(16)?.checked_add(13)? {
+                return None;
+            }
+            let ring = &bytes[13..];
+            if ring[..16] != ring[ring.len() - 16..] {
+                return None;
+            }
+            ring
+        }
+        _ => return None,
+    };
+    if !track {
+        return Some(None);
+    }
+    let mut extent: Option<[f64; 4]> = None;
+    for point in coords.chunks_exact(16) {
+        let x = f64::from_le_bytes(point[..8].try_into().expect("8 bytes"));
+        let y = f64::from_le_bytes(point[8..].try_into().expect("8 bytes"));
+        if x.is_nan() || y.is_nan() {
+            continue;
+        }
+        extent = Some(match extent {
+            None => [x, y, x, y],
+            Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
+        });
+    }
+    Some(extent)
+}
+
 /// Walk `bytes` as exactly one well-formed WKB geometry, returning its extent
 /// when `track` (`None` for an empty geometry).
 fn walk(bytes: &[u8], track: bool) -> Result<Option<[f64; 4]>, String> {
+    if let Some(extent) = simple(bytes, track) {
+        return Ok(extent);
+    }
     let mut reader = Reader { bytes, pos: 0, extent: None, track };
     reader.geometry(0, None).map_err(|e| format!("invalid WKB: {e}"))?;
     if reader.remaining() != 0 {
@@ -255,6 +301,33 @@ mod tests {
         }
         assert_eq!(extent(&be).unwrap(), Some([4.0, -2.0, 4.0, -2.0]));
         assert!(extent(&le(&[&point(1.0, 2.0), &[0]])).is_err());
+    }
+
+    #[test]
+    fn the_simple_shapes_agree_with_the_full_walk() {
+        let polygon = le(&[&[1], &u(3), &u(1), &ring(5)]);
+        let cases = [
+            point(1.0, 2.0),
+            point(f64::NAN, f64::NAN),
+            polygon.clone(),
+            le(&[&[1], &u(3), &u(1), &ring(3)]),       // too few points
+            le(&[&[1], &u(3), &u(1), &ring(5), &[0]]), // trailing byte
+            polygon[..polygon.len() - 1].to_vec(),     // truncated
+            le(&[&[1], &u(3), &u(1), &u(4), &[0; 48], &[1; 16]]), // open ring
+            le(&[&[1], &u(3), &u(1), &u(0x1000_0001), &[0; 64]]), // count past the end
+            le(&[&[1], &u(1), &[0; 17]]),              // point with a trailing byte
+        ];
+        for bytes in cases {
+            let full = {
+                let mut reader = Reader { bytes: &bytes, pos: 0, extent: None, track: true };
+                reader.geometry(0, None).ok().filter(|_| reader.remaining() == 0).map(|_| reader.extent)
+            };
+            assert_eq!(extent(&bytes).ok(), full, "{bytes:?}");
+            if let Some(fast) = simple(&bytes, true) {
+                assert_eq!(Some(fast), full, "{bytes:?}");
+            }
+        }
+        assert!(simple(&polygon, false).is_some());
     }
 
     #[test]
