@@ -180,6 +180,32 @@ def test_chunks_are_skipped_with_statistics(stores, tmp_path):
     assert sorted(got.column("id").to_pylist()) == expected
 
 
+def test_explain_shows_the_rows_statistics_keep(hosts, stores):
+    """EXPLAIN (SedonaDB shows the scan's own line) names the rows of the chunks
+    whose statistics allow a match, and the query over them is exact."""
+    import zarr
+
+    src = stores["stats"]
+    stats = zarr.open_group(src.removeprefix("file://") + "/meta", mode="r").attrs["zarr_meta:stats"]
+    q = shapely.from_wkt(AREA).bounds
+    block = stats["block_rows"]
+    kept = sum(
+        min(block, N - i * block)
+        for i, b in enumerate(stats["columns"]["bbox"]["bbox"])
+        if b is not None and b[0] <= q[2] and q[0] <= b[2] and b[1] <= q[3] and q[1] <= b[3]
+    )
+    assert 0 < kept < N
+    query = (
+        f"SELECT id FROM sd_read_zarr_meta('{src}') WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})"
+    )
+    plan = "\n".join(collect(hosts["sedonadb"], f"EXPLAIN {query}").column("plan").to_pylist())
+    assert f"rows_after_statistics={kept}/{N}" in plan, plan
+    full = pa.table(open_meta(src).scan())
+    expected = np.asarray(full.column("id").to_pylist(), dtype=object)[_geom_mask(full, "intersects", AREA)]
+    got = collect(hosts["sedonadb"], query).column("id").to_pylist()
+    assert sorted(got) == sorted(expected.tolist())
+
+
 def test_fallback_reads_only_filter_columns_of_non_matching_chunks(stores):
     uri = stores["plain"]
     table = open_meta(uri)
