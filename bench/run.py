@@ -24,7 +24,10 @@ Printed, each as a ratio of medians measured in this run:
    interleaved in this run;
 6. the floor: every chunk file of D1 read and zstd-decompressed on all cores
    with no Arrow work, and each surface's D1 full scan (SedonaDB SQL,
-   datafusion-python SQL, ``open_meta().scan()``) as a multiple of it;
+   datafusion-python SQL, ``open_meta().scan()``) as a multiple of it; and,
+   from ``examples/decode_floor.rs`` on the same files, the least any reader
+   producing Arrow pays: zstd plus the copy of variable-length elements into
+   Arrow's layout;
 7. D2 as GeoParquet 1.1 (bbox covering column, row groups of D2's chunk size,
    same row order, zstd) queried by SedonaDB with the same SQL: the selective
    query and the full scan, ours vs GeoParquet, results checked equal; and the
@@ -327,8 +330,16 @@ def floor_section(py: str, d1: str, rep: list[str]) -> None:
     }
     jobs = {"floor": (py, script, "floor", d1, *rep)}
     jobs.update({name: (py, script, what, d1, *rep) for name, what in surfaces.items()})
+    limits = decode_floor()
+    if limits:
+        # The same files in Rust: zstd alone, then zstd plus the split of
+        # variable-length chunks into the values and offsets of Arrow arrays.
+        repeat = rep[rep.index("--repeat") + 1]
+        jobs["zstd (Rust)"] = (limits, Path(d1.removeprefix("file://")), "zstd", repeat)
+        jobs["zstd + Arrow layout (Rust)"] = (limits, Path(d1.removeprefix("file://")), "arrow", repeat)
     res = interleaved(jobs)
     fl = res.pop("floor")
+    rust = {name: res.pop(name) for name in list(res) if name.endswith("(Rust)")}
     print(
         f"  floor: {fl['chunk_files']} chunk files, {fl['compressed_bytes'] / 1e6:.1f} MB read and "
         f"decompressed to {fl['decompressed_bytes'] / 1e6:.1f} MB by {fl['decoder']} on "
@@ -343,6 +354,29 @@ def floor_section(py: str, d1: str, rep: list[str]) -> None:
     for name, m in res.items():
         ratio = median(m) / floor
         print(f"  ratio {name + ' / floor:':45s} {ratio:5.2f}x  {target(ratio, '<=', 1.25)}")
+    if not rust:
+        print("  (the Rust limits were skipped: cargo could not build examples/decode_floor)")
+        return
+    zstd, layout = rust["zstd (Rust)"], rust["zstd + Arrow layout (Rust)"]
+    print(
+        f"  the least any reader producing Arrow pays, the same files in Rust with buffers reused: "
+        f"zstd alone {median(zstd):.3f} s ({median(zstd) / floor:.2f}x the floor), zstd plus the copy "
+        f"of variable-length elements into Arrow's layout {median(layout):.3f} s "
+        f"({median(layout) / floor:.2f}x the floor)"
+    )
+
+
+def decode_floor() -> str | None:
+    """Build ``examples/decode_floor`` (the Rust limits of a scan) once; its path, or None."""
+    root = HERE.parent
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", root / "target"))
+    build = ["cargo", "build", "--release", "--quiet", "--example", "decode_floor"]
+    try:
+        subprocess.run([*build, "-p", "sedonadb-zarr-meta-core"], cwd=root, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    binary = target_dir / "release" / "examples" / "decode_floor"
+    return str(binary) if binary.exists() else None
 
 
 def geoparquet_section(py: str, d2: str, path: Path, rep: list[str]) -> None:

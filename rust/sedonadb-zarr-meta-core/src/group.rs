@@ -37,6 +37,8 @@ pub struct MetaColumn {
     /// The column's validity array, when it declares one (`zarr_meta:validity`):
     /// `false` rows are null whatever the column holds.
     pub validity: Option<Box<MetaColumn>>,
+    /// Whether whole chunks are read by [`crate::vlen`] instead of zarrs.
+    pub direct_vlen: bool,
 }
 
 /// Column attribute naming the column's validity array, relative to the group.
@@ -588,7 +590,16 @@ fn open_column(
             return Err(err(format!("chunk shape {declared} is too large to decode")));
         }
     }
-    Ok(MetaColumn { name: name.to_string(), kind, array, chunk_bounds, attributes, validity: None })
+    let direct_vlen = crate::vlen::applies(&array);
+    Ok(MetaColumn {
+        name: name.to_string(),
+        kind,
+        array,
+        chunk_bounds,
+        attributes,
+        validity: None,
+        direct_vlen,
+    })
 }
 
 /// Open the validity arrays the columns declare and make those columns nullable.

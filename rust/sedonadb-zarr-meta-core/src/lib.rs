@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod store;
 pub mod temporal;
 pub mod udtf;
+pub mod vlen;
 pub mod wkb_check;
 
 pub use error::{ErrorKind, Result, ZarrMetaError};

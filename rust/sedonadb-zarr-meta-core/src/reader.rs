@@ -40,27 +40,13 @@ impl MetaColumn {
     pub fn read(&self, store: &str, rows: Range<u64>) -> Result<ArrayRef> {
         let err = |m: String| ZarrMetaError::array(store, &self.name, m);
         let n = (rows.end - rows.start) as usize;
-        let subset = ArraySubset::new_with_ranges(std::slice::from_ref(&rows));
         // Decoders index into data they decompressed; corrupt input must
         // surface as an error, never unwind into a host through FFI.
-        let retrieved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.array.retrieve_array_subset::<ArrayBytes<'static>>(&subset)
-        }))
-        .map_err(|_| {
-            err(format!("rows {}..{}: chunk data is corrupt (decoder failed)", rows.start, rows.end))
-        })?;
-        let bytes =
-            retrieved.map_err(|e| err(format!("cannot read rows {}..{}: {e}", rows.start, rows.end)))?;
-        let elements = match bytes {
-            ArrayBytes::Fixed(raw) => Elements::Fixed(raw.into_owned()),
-            ArrayBytes::Variable(v) => {
-                let (raw, offsets) = v.into_parts();
-                Elements::Variable { bytes: raw.into_owned(), offsets: offsets.to_vec() }
-            }
-            ArrayBytes::Optional(_) => {
-                return Err(err("optional (masked) data types are not supported".into()))
-            }
-        };
+        let elements = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.elements(&rows)))
+            .map_err(|_| {
+                err(format!("rows {}..{}: chunk data is corrupt (decoder failed)", rows.start, rows.end))
+            })?
+            .map_err(|e| err(format!("cannot read rows {}..{}: {e}", rows.start, rows.end)))?;
         let values = to_arrow(&self.kind, elements, n)
             .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end)))?;
         if values.len() != n {
@@ -70,6 +56,35 @@ impl MetaColumn {
             Some(validity) => with_validity(values, &validity.read(store, rows.clone())?)
                 .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end))),
             None => Ok(values),
+        }
+    }
+
+    /// The element bytes of `rows`: the first rows of one chunk through
+    /// [`crate::vlen`] where its layout allows, anything else through zarrs.
+    fn elements(&self, rows: &Range<u64>) -> std::result::Result<Elements, String> {
+        let chunk = self.chunk_of(rows.start);
+        if self.direct_vlen
+            && self.chunk_bounds[chunk] == rows.start
+            && rows.end <= self.chunk_bounds[chunk + 1]
+        {
+            let key = self.array.chunk_key(&[chunk as u64]);
+            let expected = self.array.chunk_shape(&[chunk as u64]).map_err(|e| e.to_string())?[0].get();
+            // A missing chunk is the fill value, which zarrs makes below.
+            if let Some(compressed) = self.array.storage().get(&key).map_err(|e| e.to_string())? {
+                let keep = (rows.end - rows.start) as usize;
+                let (bytes, offsets) = crate::vlen::decode_chunk(&compressed, expected as usize, keep)
+                    .map_err(|e| format!("{key}: {e}"))?;
+                return Ok(Elements::Variable { bytes, offsets });
+            }
+        }
+        let subset = ArraySubset::new_with_ranges(std::slice::from_ref(rows));
+        match self.array.retrieve_array_subset::<ArrayBytes<'static>>(&subset).map_err(|e| e.to_string())? {
+            ArrayBytes::Fixed(raw) => Ok(Elements::Fixed(raw.into_owned())),
+            ArrayBytes::Variable(v) => {
+                let (raw, offsets) = v.into_parts();
+                Ok(Elements::Variable { bytes: raw.into_owned(), offsets: offsets.to_vec() })
+            }
+            ArrayBytes::Optional(_) => Err("optional (masked) data types are not supported".into()),
         }
     }
 
