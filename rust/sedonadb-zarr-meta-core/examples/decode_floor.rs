@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
+use sedonadb_zarr_meta_core::vlen;
 use serde_json::Value;
 
 /// One chunk file and whether its array is variable-length (`vlen-*` serializer).
@@ -70,10 +71,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 thread_local! {
     /// Each thread's buffers, reused from chunk to chunk: the measurement
     /// pays for decompressing and copying, not for fresh pages.
-    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<i32>)> = Default::default();
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<usize>)> = Default::default();
 }
 
-/// Decompress one chunk; with `arrow`, also split vlen elements into values and offsets.
+/// Decompress one chunk; with `arrow`, also split its vlen elements into
+/// values and offsets with the reader's own split.
 fn scan(chunk: &Chunk, arrow: bool) -> usize {
     let compressed = std::fs::read(&chunk.path).expect("read chunk file");
     let capacity = zstd::bulk::Decompressor::upper_bound(&compressed).expect("zstd frame");
@@ -84,23 +86,13 @@ fn scan(chunk: &Chunk, arrow: bool) -> usize {
             .expect("zstd")
             .decompress_to_buffer(&compressed, raw)
             .expect("zstd data");
-        if !(arrow && chunk.variable) {
-            return raw.len();
+        if arrow && chunk.variable {
+            let n = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")) as usize;
+            values.clear();
+            offsets.clear();
+            vlen::split_into(raw, n, n, values, offsets).expect("vlen-bytes data");
+            std::hint::black_box((&values, &offsets));
         }
-        let n = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")) as usize;
-        values.clear();
-        values.reserve(raw.len() - 4 * (n + 1));
-        offsets.clear();
-        offsets.reserve(n + 1);
-        offsets.push(0);
-        let mut at = 4;
-        for _ in 0..n {
-            let len = u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes")) as usize;
-            values.extend_from_slice(&raw[at + 4..at + 4 + len]);
-            offsets.push(values.len() as i32);
-            at += 4 + len;
-        }
-        std::hint::black_box((&values, &offsets));
         raw.len()
     })
 }

@@ -181,6 +181,11 @@ fn produce(
     }
 }
 
+/// Rows in `ranges`.
+fn row_count<'a>(ranges: impl IntoIterator<Item = &'a Range<u64>>) -> u64 {
+    ranges.into_iter().map(|r| r.end - r.start).sum()
+}
+
 /// The physical scan of a [`ZarrMetaTable`].
 #[derive(Debug)]
 pub struct ZarrMetaExec {
@@ -223,7 +228,7 @@ impl DisplayAs for ZarrMetaExec {
         if !self.predicates.is_empty() {
             write!(f, ", pruning_predicates={}", self.predicates.len())?;
             write!(f, ", statistics={}", if self.group.stats.is_some() { "chunk" } else { "none" })?;
-            let rows: u64 = self.ranges.iter().flatten().map(|r| r.end - r.start).sum();
+            let rows = row_count(self.ranges.iter().flatten());
             write!(f, ", rows_after_statistics={rows}/{}", self.group.num_rows)?;
         }
         Ok(())
@@ -295,8 +300,8 @@ impl ExecutionPlan for ZarrMetaExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Arc<Statistics>> {
         let rows: u64 = match partition {
-            Some(p) => self.ranges.get(p).map_or(0, |r| r.iter().map(|r| r.end - r.start).sum()),
-            None => self.ranges.iter().flatten().map(|r| r.end - r.start).sum(),
+            Some(p) => self.ranges.get(p).map_or(0, row_count),
+            None => row_count(self.ranges.iter().flatten()),
         };
         let mut stats = Statistics::new_unknown(&self.schema);
         // Predicates drop rows inside the ranges too: then the count is a bound.

@@ -177,10 +177,14 @@ impl BatchReader {
         batch_size: usize,
         predicates: Vec<Predicate>,
     ) -> Result<Self> {
-        Self::over_ranges(group, projection, vec![rows], batch_size, predicates)
+        let ranges = candidate_ranges(&group, &predicates, rows);
+        Self::over_ranges(group, projection, ranges, batch_size, predicates)
     }
 
-    /// Like [`BatchReader::with_predicates`] over several row ranges, in order.
+    /// A reader of the row ranges `rows`, in order, which the group's
+    /// statistics have already narrowed for `predicates` (as
+    /// [`partition_ranges`] returns them); `predicates` still drop the rows
+    /// inside them that cannot match.
     pub fn over_ranges(
         group: Arc<MetaGroup>,
         projection: Option<Vec<usize>>,
@@ -199,11 +203,10 @@ impl BatchReader {
             )));
         }
         let schema = Arc::new(group.schema.project(&projection)?);
-        let ranges = rows.into_iter().flat_map(|rows| candidate_ranges(&group, &predicates, rows));
         let mut columns: Vec<usize> = projection.clone();
         columns.extend(predicates.iter().map(|p| p.column));
         let mut pieces = VecDeque::new();
-        for range in ranges.collect::<Vec<_>>() {
+        for range in rows {
             pieces.extend(plan_pieces(&group, &columns, range, batch_size.max(1)));
         }
         let cache = group.columns.iter().map(|_| VecDeque::new()).collect();

@@ -66,15 +66,28 @@ pub fn decode_chunk(
 
 /// Split decoded `vlen-bytes` into the first `keep` elements' values and offsets.
 fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<usize>), String> {
+    let mut values = Vec::with_capacity(raw.len().saturating_sub(4 * (expected + 1)));
+    let mut offsets = Vec::with_capacity(keep + 1);
+    split_into(raw, expected, keep, &mut values, &mut offsets)?;
+    Ok((values, offsets))
+}
+
+/// Append the first `keep` elements of decoded `vlen-bytes` of `expected`
+/// elements to `values`, and to `offsets` a leading 0 and each element's end.
+pub fn split_into(
+    raw: &[u8],
+    expected: usize,
+    keep: usize,
+    values: &mut Vec<u8>,
+    offsets: &mut Vec<usize>,
+) -> Result<(), String> {
     let word =
         |at: usize| raw.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
     let count = word(0).ok_or("the chunk is shorter than its element count")?;
     if count != expected {
         return Err(format!("the chunk's header counts {count} elements, its chunk shape {expected}"));
     }
-    let mut values = Vec::with_capacity(raw.len().saturating_sub(4 * (expected + 1)));
-    let mut offsets = Vec::with_capacity(keep + 1);
-    offsets.push(0);
+    offsets.push(values.len());
     let mut at = 4;
     for element in 0..expected {
         let item = word(at)
@@ -86,7 +99,7 @@ fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<usize
         }
         at += 4 + item.len();
     }
-    Ok((values, offsets))
+    Ok(())
 }
 
 #[cfg(test)]

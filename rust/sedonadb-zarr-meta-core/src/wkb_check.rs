@@ -71,28 +71,10 @@ impl Reader<'_> {
 
     /// Take `n` points of `dims` doubles, adding their x/y to the extent when tracked.
     fn coords(&mut self, n: usize, little: bool, dims: usize, what: &str) -> Result<(), String> {
-        let width = dims * 8;
         let start = self.pos;
-        self.take(n * width, what)?;
+        self.take(n * dims * 8, what)?;
         if self.track {
-            let f = |b: &[u8]| {
-                let b: [u8; 8] = b.try_into().expect("8 bytes");
-                if little {
-                    f64::from_le_bytes(b)
-                } else {
-                    f64::from_be_bytes(b)
-                }
-            };
-            for point in self.bytes[start..self.pos].chunks_exact(width) {
-                let (x, y) = (f(&point[..8]), f(&point[8..16]));
-                if x.is_nan() || y.is_nan() {
-                    continue;
-                }
-                self.extent = Some(match self.extent {
-                    None => [x, y, x, y],
-                    Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
-                });
-            }
+            add_points(&mut self.extent, &self.bytes[start..self.pos], dims * 8, little);
         }
         Ok(())
     }
@@ -191,22 +173,34 @@ fn simple(bytes: &[u8], track: bool) -> Option<Option<[f64; 4]>> {
         }
         _ => return None,
     };
-    if !track {
-        return Some(None);
+    let mut extent = None;
+    if track {
+        add_points(&mut extent, coords, 16, true);
     }
-    let mut extent: Option<[f64; 4]> = None;
-    for point in coords.chunks_exact(16) {
-        let x = f64::from_le_bytes(point[..8].try_into().expect("8 bytes"));
-        let y = f64::from_le_bytes(point[8..].try_into().expect("8 bytes"));
+    Some(extent)
+}
+
+/// Grow `extent` by the x/y of each point in `points` (`width` bytes each,
+/// x and y first), skipping points with a NaN coordinate (`POINT EMPTY`).
+fn add_points(extent: &mut Option<[f64; 4]>, points: &[u8], width: usize, little: bool) {
+    let f = |b: &[u8]| {
+        let b: [u8; 8] = b.try_into().expect("8 bytes");
+        if little {
+            f64::from_le_bytes(b)
+        } else {
+            f64::from_be_bytes(b)
+        }
+    };
+    for point in points.chunks_exact(width) {
+        let (x, y) = (f(&point[..8]), f(&point[8..16]));
         if x.is_nan() || y.is_nan() {
             continue;
         }
-        extent = Some(match extent {
+        *extent = Some(match *extent {
             None => [x, y, x, y],
             Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
         });
     }
-    Some(extent)
 }
 
 /// Walk `bytes` as exactly one well-formed WKB geometry, returning its extent
