@@ -144,26 +144,38 @@ def _chunk_dirs(store_uri: str, column: str) -> Path:
     return Path(store_uri.removeprefix("file://")) / "meta" / column / "c"
 
 
+def _blocks_kept(store: Path) -> tuple[list[bool], int]:
+    """Per statistics block of ``store``, whether its recorded bbox meets AREA's
+    bounds; and the rows per block."""
+    import zarr
+
+    stats = zarr.open_group(str(store / "meta"), mode="r").attrs["zarr_meta:stats"]
+    q = shapely.from_wkt(AREA).bounds
+    boxes = stats["columns"]["bbox"]["bbox"]
+    keep = [b is not None and b[0] <= q[2] and q[0] <= b[2] and b[1] <= q[3] and q[1] <= b[3] for b in boxes]
+    return keep, stats["block_rows"]
+
+
+def _ids_intersecting_area(uri: str) -> list:
+    """The sorted ids of ``uri``'s rows whose bbox intersects AREA (shapely's answer)."""
+    full = pa.table(open_meta(uri).scan())
+    ids = np.asarray(full.column("id").to_pylist(), dtype=object)
+    return sorted(ids[_geom_mask(full, "intersects", AREA)].tolist())
+
+
 def test_chunks_are_skipped_with_statistics(stores, tmp_path):
     """Delete every chunk whose statistics exclude the query: it still answers correctly."""
     src = Path(stores["stats"].removeprefix("file://"))
     dst = tmp_path / "pruned.zarr"
     shutil.copytree(src, dst)
-    import zarr
-
-    stats = zarr.open_group(str(dst / "meta"), mode="r").attrs["zarr_meta:stats"]
-    boxes = stats["columns"]["bbox"]["bbox"]
+    keep, _ = _blocks_kept(dst)
     q = shapely.from_wkt(AREA).bounds
-    keep = [b is not None and b[0] <= q[2] and q[0] <= b[2] and b[1] <= q[3] and q[1] <= b[3] for b in boxes]
     assert 0 < sum(keep) < len(keep) / 2
     for column in ("id", "collection", "date", "cloud_cover", "n", "bbox"):
         for i, k in enumerate(keep):
             if not k:
                 (dst / "meta" / column / "c" / str(i)).unlink()
-    full = pa.table(open_meta(stores["stats"]).scan())
-    expected = sorted(
-        np.asarray(full.column("id").to_pylist(), dtype=object)[_geom_mask(full, "intersects", AREA)].tolist()
-    )
+    expected = _ids_intersecting_area(stores["stats"])
     stream = open_meta(str(dst)).scan(bbox=("bbox", q))
     got = pa.table(stream)
     assert sum(keep) <= stream.chunks_read <= 6 * sum(keep)
@@ -183,27 +195,17 @@ def test_chunks_are_skipped_with_statistics(stores, tmp_path):
 def test_explain_shows_the_rows_statistics_keep(hosts, stores):
     """EXPLAIN (SedonaDB shows the scan's own line) names the rows of the chunks
     whose statistics allow a match, and the query over them is exact."""
-    import zarr
-
     src = stores["stats"]
-    stats = zarr.open_group(src.removeprefix("file://") + "/meta", mode="r").attrs["zarr_meta:stats"]
-    q = shapely.from_wkt(AREA).bounds
-    block = stats["block_rows"]
-    kept = sum(
-        min(block, N - i * block)
-        for i, b in enumerate(stats["columns"]["bbox"]["bbox"])
-        if b is not None and b[0] <= q[2] and q[0] <= b[2] and b[1] <= q[3] and q[1] <= b[3]
-    )
+    keep, block = _blocks_kept(Path(src.removeprefix("file://")))
+    kept = sum(min(block, N - i * block) for i, k in enumerate(keep) if k)
     assert 0 < kept < N
     query = (
         f"SELECT id FROM sd_read_zarr_meta('{src}') WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})"
     )
     plan = "\n".join(collect(hosts["sedonadb"], f"EXPLAIN {query}").column("plan").to_pylist())
     assert f"rows_after_statistics={kept}/{N}" in plan, plan
-    full = pa.table(open_meta(src).scan())
-    expected = np.asarray(full.column("id").to_pylist(), dtype=object)[_geom_mask(full, "intersects", AREA)]
     got = collect(hosts["sedonadb"], query).column("id").to_pylist()
-    assert sorted(got) == sorted(expected.tolist())
+    assert sorted(got) == _ids_intersecting_area(src)
 
 
 def test_fallback_reads_only_filter_columns_of_non_matching_chunks(stores):
