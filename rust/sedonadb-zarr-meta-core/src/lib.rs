@@ -14,6 +14,7 @@ pub mod geom_udf;
 pub mod geometry;
 pub mod group;
 pub mod options;
+pub mod pages;
 pub mod provider;
 pub mod pruning;
 pub mod reader;

@@ -66,7 +66,7 @@ pub fn decode_chunk(
 
 /// Split decoded `vlen-bytes` into the first `keep` elements' values and offsets.
 fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<usize>), String> {
-    let mut values = Vec::with_capacity(raw.len().saturating_sub(4 * (expected + 1)));
+    let mut values = crate::pages::values_buffer(raw.len().saturating_sub(4 * (expected + 1)));
     let mut offsets = Vec::with_capacity(keep + 1);
     split_into(raw, expected, keep, &mut values, &mut offsets)?;
     Ok((values, offsets))
