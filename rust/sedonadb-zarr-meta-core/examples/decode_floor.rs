@@ -71,7 +71,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 thread_local! {
     /// Each thread's buffers, reused from chunk to chunk: the measurement
     /// pays for decompressing and copying, not for fresh pages.
-    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<usize>)> = Default::default();
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<i32>)> = Default::default();
 }
 
 /// Decompress one chunk; with `arrow`, also split its vlen elements into

@@ -72,7 +72,11 @@ impl ColumnKind {
 /// Element bytes of a run of rows as zarrs decoded them.
 pub enum Elements {
     Fixed(Vec<u8>),
-    Variable { bytes: Vec<u8>, offsets: Vec<usize> },
+    /// Values and Arrow's `rows + 1` offsets into them.
+    Variable {
+        bytes: Vec<u8>,
+        offsets: Vec<i32>,
+    },
 }
 
 /// Convert decoded elements to an Arrow array of `kind`. Errors are plain
@@ -90,19 +94,19 @@ pub fn to_arrow(kind: &ColumnKind, elements: Elements, rows: usize) -> Result<Ar
         (ColumnKind::Duration(conv), Elements::Fixed(raw)) => temporal(conv, raw, rows, true),
         (ColumnKind::Utf8(storage), elements) => {
             let (bytes, offsets) = variable_parts(*storage, elements, rows)?;
-            let offsets = arrow_offsets(&offsets)?;
+            let offsets = arrow_offsets(offsets, bytes.len())?;
             StringArray::try_new(offsets, Buffer::from_vec(bytes), None)
                 .map(|a| Arc::new(a) as ArrayRef)
                 .map_err(|e| format!("invalid UTF-8 text: {e}"))
         }
         (ColumnKind::Binary(storage), elements) => {
             let (bytes, offsets) = variable_parts(*storage, elements, rows)?;
-            let offsets = arrow_offsets(&offsets)?;
+            let offsets = arrow_offsets(offsets, bytes.len())?;
             Ok(Arc::new(BinaryArray::new(offsets, Buffer::from_vec(bytes), None)))
         }
         (ColumnKind::Geometry(storage, GeometryEncoding::Wkb), elements) => {
             let (bytes, offsets) = variable_parts(*storage, elements, rows)?;
-            wkb_geometry(bytes, &offsets)
+            wkb_geometry(bytes, offsets)
         }
         (ColumnKind::Geometry(storage, encoding), elements) => {
             let (bytes, offsets) = variable_parts(*storage, elements, rows)?;
@@ -187,11 +191,7 @@ fn temporal(conv: &TimeConversion, raw: Vec<u8>, rows: usize, duration: bool) ->
 }
 
 /// Text/bytes elements as one values buffer plus `rows + 1` offsets.
-fn variable_parts(
-    storage: Storage,
-    elements: Elements,
-    rows: usize,
-) -> Result<(Vec<u8>, Vec<usize>), String> {
+fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(Vec<u8>, Vec<i32>), String> {
     match (storage, elements) {
         (Storage::Variable, Elements::Variable { bytes, offsets }) => {
             if offsets.len() != rows + 1 {
@@ -201,18 +201,22 @@ fn variable_parts(
         }
         (Storage::FixedBytes { length_bytes }, Elements::Fixed(raw)) => {
             check_len(&raw, length_bytes, rows)?;
+            // The values are at most `raw`'s bytes: every offset fits once that does.
+            i32::try_from(raw.len()).map_err(|_| TOO_LARGE.to_string())?;
             let mut offsets = Vec::with_capacity(rows + 1);
             let mut bytes = Vec::with_capacity(raw.len());
             offsets.push(0);
             for item in raw.chunks_exact(length_bytes.max(1)) {
                 let end = item.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
                 bytes.extend_from_slice(&item[..end]);
-                offsets.push(bytes.len());
+                offsets.push(bytes.len() as i32);
             }
             Ok((bytes, offsets))
         }
         (Storage::FixedUtf32 { length_bytes }, Elements::Fixed(raw)) => {
             check_len(&raw, length_bytes, rows)?;
+            // UTF-8 takes at most the 4 bytes of each UTF-32 code unit.
+            i32::try_from(raw.len()).map_err(|_| TOO_LARGE.to_string())?;
             let mut offsets = Vec::with_capacity(rows + 1);
             let mut bytes = Vec::with_capacity(raw.len() / 4);
             offsets.push(0);
@@ -227,7 +231,7 @@ fn variable_parts(
                     let mut buf = [0u8; 4];
                     bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 }
-                offsets.push(bytes.len());
+                offsets.push(bytes.len() as i32);
             }
             Ok((bytes, offsets))
         }
@@ -235,35 +239,44 @@ fn variable_parts(
     }
 }
 
-fn arrow_offsets(offsets: &[usize]) -> Result<OffsetBuffer<i32>, String> {
-    let converted =
-        offsets.iter().map(|o| i32::try_from(*o)).collect::<Result<Vec<i32>, _>>().map_err(|_| {
-            "more than 2 GiB of text/bytes in one batch; use a smaller batch_size".to_string()
-        })?;
-    if converted.windows(2).any(|w| w[0] > w[1]) || converted.is_empty() {
+/// The error of text/bytes beyond what Arrow's 32-bit offsets address.
+pub const TOO_LARGE: &str = "more than 2 GiB of text/bytes in one batch; use a smaller batch_size";
+
+/// Offsets from zarrs (`usize`) as Arrow's 32-bit offsets.
+pub fn i32_offsets(offsets: impl ExactSizeIterator<Item = usize>) -> Result<Vec<i32>, String> {
+    offsets.map(|o| i32::try_from(o).map_err(|_| TOO_LARGE.to_string())).collect()
+}
+
+/// `offsets` as an Arrow offset buffer over `len` bytes of values, without
+/// a copy, once checked: at least one, starting at 0 or more, never
+/// decreasing, ending within the values.
+fn arrow_offsets(offsets: Vec<i32>, len: usize) -> Result<OffsetBuffer<i32>, String> {
+    let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
+        return Err("no element offsets".into());
+    };
+    if *first < 0 || offsets.windows(2).any(|w| w[0] > w[1]) {
         return Err("element offsets are not increasing".into());
     }
-    Ok(OffsetBuffer::new(ScalarBuffer::from(converted)))
+    if *last as usize > len {
+        return Err("element offsets out of bounds".into());
+    }
+    Ok(OffsetBuffer::new(ScalarBuffer::from(offsets)))
 }
 
 /// WKB values validated in parallel and handed to Arrow without a copy;
 /// empty elements are null.
-fn wkb_geometry(bytes: Vec<u8>, offsets: &[usize]) -> Result<ArrayRef, String> {
+fn wkb_geometry(bytes: Vec<u8>, offsets: Vec<i32>) -> Result<ArrayRef, String> {
     use rayon::prelude::*;
-    let rows = offsets.len().saturating_sub(1);
-    if offsets.last().is_some_and(|end| *end > bytes.len()) {
-        return Err("element offsets out of bounds".into());
-    }
+    let offsets = arrow_offsets(offsets, bytes.len())?;
+    let rows = offsets.len() - 1;
     const PER_TASK: usize = 16_384;
     let first_error = (0..rows.div_ceil(PER_TASK))
         .into_par_iter()
         .map(|task| {
             let (lo, hi) = (task * PER_TASK, ((task + 1) * PER_TASK).min(rows));
             for row in lo..hi {
-                let (a, b) = (offsets[row], offsets[row + 1]);
-                if a > b || b > bytes.len() {
-                    return Some(format!("row {row}: element offsets are out of bounds"));
-                }
+                // Checked above: increasing and within the values.
+                let (a, b) = (offsets[row] as usize, offsets[row + 1] as usize);
                 if a < b {
                     if let Err(e) = validate_wkb(&bytes[a..b]) {
                         return Some(format!("row {row}: {e}"));
@@ -281,11 +294,11 @@ fn wkb_geometry(bytes: Vec<u8>, offsets: &[usize]) -> Result<ArrayRef, String> {
         .windows(2)
         .any(|w| w[0] == w[1])
         .then(|| NullBuffer::from_iter(offsets.windows(2).map(|w| w[0] < w[1])));
-    Ok(Arc::new(BinaryArray::new(arrow_offsets(offsets)?, Buffer::from_vec(bytes), nulls)))
+    Ok(Arc::new(BinaryArray::new(offsets, Buffer::from_vec(bytes), nulls)))
 }
 
 /// WKT per row converted to WKB; empty elements are null.
-fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[usize]) -> Result<ArrayRef, String> {
+fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[i32]) -> Result<ArrayRef, String> {
     let rows = offsets.len().saturating_sub(1);
     let mut out_offsets = Vec::with_capacity(rows + 1);
     let mut valid = Vec::with_capacity(rows);
@@ -295,7 +308,12 @@ fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[usize]) -> Resu
         GeometryEncoding::Wkt => bytes.len() / 2,
     });
     for (row, w) in offsets.windows(2).enumerate() {
-        let item = bytes.get(w[0]..w[1]).ok_or_else(|| "element offsets out of bounds".to_string())?;
+        let (a, b) = (usize::try_from(w[0]), usize::try_from(w[1]));
+        let item = a
+            .ok()
+            .zip(b.ok())
+            .and_then(|(a, b)| bytes.get(a..b))
+            .ok_or_else(|| "element offsets out of bounds".to_string())?;
         if item.is_empty() {
             valid.push(false);
         } else {
@@ -317,8 +335,7 @@ fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[usize]) -> Resu
             }
             valid.push(true);
         }
-        let end = i32::try_from(out.len())
-            .map_err(|_| "more than 2 GiB of geometry in one batch; use a smaller batch_size".to_string())?;
+        let end = i32::try_from(out.len()).map_err(|_| TOO_LARGE.to_string())?;
         out_offsets.push(end);
     }
     let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
@@ -383,8 +400,8 @@ mod tests {
     #[test]
     fn wkt_geometry_becomes_wkb_and_empty_is_null() {
         let text = "POINT (1 2)";
-        let elements =
-            Elements::Variable { bytes: text.as_bytes().to_vec(), offsets: vec![0, text.len(), text.len()] };
+        let end = text.len() as i32;
+        let elements = Elements::Variable { bytes: text.as_bytes().to_vec(), offsets: vec![0, end, end] };
         let a =
             to_arrow(&ColumnKind::Geometry(Storage::Variable, GeometryEncoding::Wkt), elements, 2).unwrap();
         let b = a.as_binary::<i32>();

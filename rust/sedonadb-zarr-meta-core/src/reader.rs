@@ -82,7 +82,8 @@ impl MetaColumn {
             ArrayBytes::Fixed(raw) => Ok(Elements::Fixed(raw.into_owned())),
             ArrayBytes::Variable(v) => {
                 let (raw, offsets) = v.into_parts();
-                Ok(Elements::Variable { bytes: raw.into_owned(), offsets: offsets.to_vec() })
+                let offsets = crate::decode::i32_offsets(offsets.iter().copied())?;
+                Ok(Elements::Variable { bytes: raw.into_owned(), offsets })
             }
             ArrayBytes::Optional(_) => Err("optional (masked) data types are not supported".into()),
         }

@@ -39,15 +39,11 @@ pub fn applies(array: &Array<DynStorage>) -> bool {
 }
 
 /// The first `keep` elements of a chunk of `expected` elements, from its
-/// zstd-compressed bytes, as one values buffer and `keep + 1` offsets.
+/// zstd-compressed bytes, as one values buffer and `keep + 1` Arrow offsets.
 ///
 /// The store's codec guard has refused frames declaring more decoded bytes
 /// than a chunk holds, so the declared size bounds the buffer.
-pub fn decode_chunk(
-    compressed: &[u8],
-    expected: usize,
-    keep: usize,
-) -> Result<(Vec<u8>, Vec<usize>), String> {
+pub fn decode_chunk(compressed: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<i32>), String> {
     let capacity = zstd::bulk::Decompressor::upper_bound(compressed)
         .ok_or("invalid zstd stream (no valid frame header)")?;
     BUFFER.with_borrow_mut(|raw| {
@@ -65,7 +61,7 @@ pub fn decode_chunk(
 }
 
 /// Split decoded `vlen-bytes` into the first `keep` elements' values and offsets.
-fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<usize>), String> {
+fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<i32>), String> {
     let mut values = crate::pages::values_buffer(raw.len().saturating_sub(4 * (expected + 1)));
     let mut offsets = Vec::with_capacity(keep + 1);
     split_into(raw, expected, keep, &mut values, &mut offsets)?;
@@ -73,13 +69,14 @@ fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<usize
 }
 
 /// Append the first `keep` elements of decoded `vlen-bytes` of `expected`
-/// elements to `values`, and to `offsets` a leading 0 and each element's end.
+/// elements to `values`, and to `offsets` the start and each element's end
+/// in `values` (Arrow's 32-bit offsets).
 pub fn split_into(
     raw: &[u8],
     expected: usize,
     keep: usize,
     values: &mut Vec<u8>,
-    offsets: &mut Vec<usize>,
+    offsets: &mut Vec<i32>,
 ) -> Result<(), String> {
     let word =
         |at: usize| raw.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
@@ -87,7 +84,12 @@ pub fn split_into(
     if count != expected {
         return Err(format!("the chunk's header counts {count} elements, its chunk shape {expected}"));
     }
-    offsets.push(values.len());
+    // Elements lie inside `raw`, so `values` grows by less than its length
+    // and every offset below fits once the end does.
+    if values.len().saturating_add(raw.len()) > i32::MAX as usize {
+        return Err(crate::decode::TOO_LARGE.into());
+    }
+    offsets.push(values.len() as i32);
     let mut at = 4;
     for element in 0..expected {
         let item = word(at)
@@ -95,7 +97,7 @@ pub fn split_into(
             .ok_or_else(|| format!("the chunk ends inside element {element} of its {expected}"))?;
         if element < keep {
             values.extend_from_slice(item);
-            offsets.push(values.len());
+            offsets.push(values.len() as i32);
         }
         at += 4 + item.len();
     }
@@ -121,7 +123,8 @@ mod tests {
         let items: Vec<&[u8]> = vec![b"a", b"", &big, b"xyz", b""];
         let compressed = zstd::bulk::compress(&encode(&items), 3).unwrap();
         let (values, offsets) = decode_chunk(&compressed, 5, 5).unwrap();
-        assert_eq!(offsets, vec![0, 1, 1, 1 + big.len(), 4 + big.len(), 4 + big.len()]);
+        let n = big.len() as i32;
+        assert_eq!(offsets, vec![0, 1, 1, 1 + n, 4 + n, 4 + n]);
         assert_eq!((&values[..1], &values[values.len() - 3..]), (&b"a"[..], &b"xyz"[..]));
         // A last chunk keeps its first elements.
         assert_eq!(decode_chunk(&compressed, 5, 2).unwrap(), (b"a".to_vec(), vec![0, 1, 1]));
