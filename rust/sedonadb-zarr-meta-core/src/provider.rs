@@ -27,6 +27,9 @@ use crate::group::MetaGroup;
 use crate::pruning::Predicate;
 use crate::reader::{partition_ranges, BatchReader, ScanMetrics};
 
+/// Most batches a partition's channel holds (a chunk of many small batches).
+const MAX_CHANNEL_BATCHES: usize = 64;
+
 /// Schema metadata key telling apart the tables of different calls (see
 /// [`ZarrMetaTable::with_source`]).
 pub const SOURCE_METADATA_KEY: &str = "sedonadb_zarr_meta:source";
@@ -209,6 +212,18 @@ impl ZarrMetaExec {
             Boundedness::Bounded,
         ))
     }
+
+    /// Batches of `batch_size` rows the channel of a partition holds: those
+    /// of the widest chunk projected, at least 2.
+    fn channel_batches(&self, batch_size: usize) -> usize {
+        let widest = self
+            .projection
+            .iter()
+            .filter_map(|&c| self.group.columns[c].chunk_bounds.windows(2).map(|w| w[1] - w[0]).max())
+            .max()
+            .unwrap_or(0);
+        (widest as usize).div_ceil(batch_size.max(1)).clamp(2, MAX_CHANNEL_BATCHES)
+    }
 }
 
 impl DisplayAs for ZarrMetaExec {
@@ -279,8 +294,10 @@ impl ExecutionPlan for ZarrMetaExec {
         // Decoding blocks, so batches are made on a thread of our runtime and
         // handed over through a small channel: the host's executor never
         // blocks here, sees cancellation (Ctrl-C, a dropped stream) at once,
-        // and the producer stops when the stream is dropped.
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        // and the producer stops when the stream is dropped. The channel
+        // holds a decoded chunk's worth of batches, slices of buffers decoded
+        // anyway, so small host batches do not stall decoding.
+        let (tx, rx) = tokio::sync::mpsc::channel(self.channel_batches(batch_size));
         let store = self.group.store.clone();
         let limit = self.limit;
         crate::runtime::spawn_blocking(move || produce(reader, limit, &store, &tx));
