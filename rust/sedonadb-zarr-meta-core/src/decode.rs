@@ -398,6 +398,27 @@ mod tests {
     }
 
     #[test]
+    fn offsets_are_checked_before_arrow_sees_them() {
+        let binary = ColumnKind::Binary(Storage::Variable);
+        let wkb = ColumnKind::Geometry(Storage::Variable, GeometryEncoding::Wkb);
+        for kind in [&binary, &wkb] {
+            for (offsets, message) in [
+                (vec![-1, 2], "not increasing"),
+                (vec![0, 3, 2], "not increasing"),
+                (vec![0, 5], "out of bounds"),
+            ] {
+                let rows = offsets.len() - 1;
+                let elements = Elements::Variable { bytes: b"abcd".to_vec(), offsets };
+                let e = to_arrow(kind, elements, rows).unwrap_err();
+                assert!(e.contains(message), "{kind:?}: {e}");
+            }
+        }
+        let elements = Elements::Variable { bytes: b"abcd".to_vec(), offsets: vec![0, 1, 4] };
+        let a = to_arrow(&binary, elements, 2).unwrap();
+        assert_eq!((a.as_binary::<i32>().value(0), a.as_binary::<i32>().value(1)), (&b"a"[..], &b"bcd"[..]));
+    }
+
+    #[test]
     fn wkt_geometry_becomes_wkb_and_empty_is_null() {
         let text = "POINT (1 2)";
         let end = text.len() as i32;

@@ -136,6 +136,22 @@ mod tests {
     }
 
     #[test]
+    fn values_of_megabytes() {
+        // Values past 2 MiB land in a buffer whose whole 2 MiB pages are
+        // advised as huge pages: the contents are the same.
+        let items: Vec<Vec<u8>> =
+            (0..5_000u32).map(|i| vec![(i % 251) as u8; 1_000 + (i % 7) as usize]).collect();
+        let refs: Vec<&[u8]> = items.iter().map(|v| v.as_slice()).collect();
+        let compressed = zstd::bulk::compress(&encode(&refs), 1).unwrap();
+        let (values, offsets) = decode_chunk(&compressed, refs.len(), refs.len()).unwrap();
+        assert!(values.len() > 4 << 20);
+        assert_eq!(offsets.len(), items.len() + 1);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(&values[offsets[i] as usize..offsets[i + 1] as usize], item.as_slice());
+        }
+    }
+
+    #[test]
     fn broken_chunks_are_errors() {
         let raw = encode(&[b"abc", b"de"]);
         let ok = zstd::bulk::compress(&raw, 3).unwrap();
