@@ -339,6 +339,21 @@ def test_selective_query_fetches_only_matching_chunks(s3, twins, hosts, host):
     assert sel_stats["bytes"] < full_stats["bytes"] * 0.6
 
 
+@pytest.mark.parametrize("host", ["sedonadb", "datafusion"])
+def test_limit_fetches_only_the_first_chunks(s3, twins, hosts, host):
+    """Peeking at a catalogue (`LIMIT 5`, no filter) fetches the first chunk of
+    each projected column, not one per partition, and returns the first rows."""
+    local, remote, _ = twins["meta"]
+    t = call(remote, {"storage_options": s3_options(s3)})
+    s3.control.reset()
+    got = collect(hosts[host], f"SELECT id, bbox FROM {t} LIMIT 5")
+    stats = s3.control.stats()
+    first = pa.table(open_meta(local, arrays=["id"]).scan()).column("id").to_pylist()[:5]
+    assert sorted(got.column("id").to_pylist()) == sorted(first)
+    fetched = sorted(p.split("/meta/")[1] for p in _chunk_gets(stats))
+    assert fetched == ["bbox/c/0", "id/c/0"]
+
+
 def test_cancelled_scan_stops_requesting(s3, twins):
     _, remote, _ = twins["meta"]
     s3.control.configure(latency_ms=50)

@@ -91,7 +91,7 @@ impl ZarrMetaTable {
         } else {
             Vec::new()
         };
-        let ranges = partition_ranges(&self.group, &projection, &predicates, target_partitions.max(1));
+        let ranges = partition_ranges(&self.group, &projection, &predicates, target_partitions.max(1), limit);
         Ok(Arc::new(ZarrMetaExec {
             properties: ZarrMetaExec::properties(&schema, ranges.len()),
             group: self.group.clone(),

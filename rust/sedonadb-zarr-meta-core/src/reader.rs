@@ -485,18 +485,38 @@ fn candidate_ranges(group: &MetaGroup, predicates: &[Predicate], rows: Range<u64
     }
 }
 
+/// The first `n` rows of `ranges`.
+fn first_rows(ranges: Vec<Range<u64>>, mut n: u64) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for range in ranges {
+        if n == 0 {
+            break;
+        }
+        let end = range.end.min(range.start.saturating_add(n));
+        n -= end - range.start;
+        out.push(range.start..end);
+    }
+    out
+}
+
 /// The rows of a scan split into at most `partitions` runs of row ranges,
 /// for partitions that decode in parallel. Rows that the statistics rule out
 /// for `predicates` are left out first, so the rows that remain (a selective
 /// query's few chunks) are shared evenly instead of falling in one partition.
+/// Without predicates, a `limit` keeps only the first `limit` rows, so a
+/// query peeking at a catalogue decodes one chunk, not one per partition.
 /// Cuts fall on chunk boundaries of the first projected column.
 pub fn partition_ranges(
     group: &MetaGroup,
     projection: &[usize],
     predicates: &[Predicate],
     partitions: usize,
+    limit: Option<usize>,
 ) -> Vec<Vec<Range<u64>>> {
-    let candidates = candidate_ranges(group, predicates, 0..group.num_rows);
+    let mut candidates = candidate_ranges(group, predicates, 0..group.num_rows);
+    if let (true, Some(limit)) = (predicates.is_empty(), limit) {
+        candidates = first_rows(candidates, limit as u64);
+    }
     let column = projection.first().or(predicates.first().map(|p| &p.column)).copied().unwrap_or(0);
     let bounds: &[u64] = match group.columns.get(column) {
         Some(c) if partitions > 1 => &c.chunk_bounds,

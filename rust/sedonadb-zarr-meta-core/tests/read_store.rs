@@ -135,15 +135,21 @@ fn partitions_share_the_chunks_statistics_keep() {
     let query = |x0: f64, x1: f64| vec![Predicate { column: 0, test: Test::BBox([x0, 0.0, x1, 1.0]) }];
     // `n` has chunks 0..4, 4..8, 8..10; the statistics keep blocks 4..8 and 8..10.
     let kept = query(4.5, 9.5);
-    assert_eq!(partition_ranges(&group, &[1], &kept, 2), vec![vec![4..8], vec![8..10]]);
-    assert_eq!(partition_ranges(&group, &[1], &kept, 1), vec![vec![4..10]]);
-    assert_eq!(partition_ranges(&group, &[1], &[], 2), vec![vec![0..8], vec![8..10]]);
+    assert_eq!(partition_ranges(&group, &[1], &kept, 2, None), vec![vec![4..8], vec![8..10]]);
+    assert_eq!(partition_ranges(&group, &[1], &kept, 1, None), vec![vec![4..10]]);
+    assert_eq!(partition_ranges(&group, &[1], &[], 2, None), vec![vec![0..8], vec![8..10]]);
     assert_eq!(
-        partition_ranges(&group, &[1], &query(20.0, 30.0), 2),
+        partition_ranges(&group, &[1], &query(20.0, 30.0), 2, None),
         vec![Vec::<std::ops::Range<u64>>::new()]
     );
+    // Without predicates a limit keeps the first rows only; with them (the
+    // host filters above the scan) it cannot, as any row may fail the filter.
+    assert_eq!(partition_ranges(&group, &[1], &[], 2, Some(3)), vec![vec![0..3]]);
+    assert_eq!(partition_ranges(&group, &[1], &[], 2, Some(9)), vec![vec![0..8], vec![8..9]]);
+    assert_eq!(partition_ranges(&group, &[1], &[], 2, Some(0)), vec![Vec::<std::ops::Range<u64>>::new()]);
+    assert_eq!(partition_ranges(&group, &[1], &kept, 2, Some(1)), vec![vec![4..8], vec![8..10]]);
     // Each partition's reader yields its own rows; together, every kept row once.
-    let rows: Vec<i32> = partition_ranges(&group, &[1], &kept, 2)
+    let rows: Vec<i32> = partition_ranges(&group, &[1], &kept, 2, None)
         .into_iter()
         .flat_map(|ranges| {
             let reader = BatchReader::over_ranges(group.clone(), Some(vec![1]), ranges, 100, kept.clone());
