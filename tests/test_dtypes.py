@@ -9,7 +9,6 @@ from sedonadb_zarr_meta import ZarrMetaSpec
 
 from .conftest import write_group
 
-NAT = np.datetime64("NaT")
 
 # name -> (numpy data, expected Arrow type, expected Python values)
 CASES = {
