@@ -9,7 +9,6 @@ from sedonadb_zarr_meta import ZarrMetaSpec
 
 from .conftest import write_group
 
-
 # name -> (numpy data, expected Arrow type, expected Python values)
 CASES = {
     "b": (np.array([True, False, True, True]), pa.bool_(), [True, False, True, True]),
