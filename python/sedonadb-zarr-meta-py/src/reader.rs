@@ -92,7 +92,8 @@ impl MetaTable {
             batch_size,
             predicates,
         )
-        .map_err(BindingError::from)?;
+        .map_err(BindingError::from)?
+        .as_single_stream();
         let metrics = reader.metrics().clone();
         Ok(BatchStream { inner: Mutex::new(Some(reader)), store: self.group.store.clone(), metrics })
     }

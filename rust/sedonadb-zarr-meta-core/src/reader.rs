@@ -125,6 +125,8 @@ fn with_validity(values: ArrayRef, validity: &ArrayRef) -> std::result::Result<A
 const PREFETCH_BUDGET_BYTES: u64 = 256 << 20;
 /// Assumed bytes per element of variable-length columns for that estimate.
 const VARIABLE_ELEMENT_BYTES: u64 = 64;
+/// Most decoded bytes (estimated) a single-stream scan keeps ahead of need.
+const SINGLE_STREAM_AHEAD_BYTES: u64 = 128 << 20;
 
 /// Distinct ids for scans, so each releases only its own prefetches.
 static NEXT_SCAN_ID: AtomicU64 = AtomicU64::new(1);
@@ -232,10 +234,26 @@ impl BatchReader {
     }
 
     /// Decode up to `chunks` further chunks per column ahead of need (default:
-    /// one per extra core). Partitions that already run in parallel use 0.
+    /// one per extra core).
     pub fn with_prefetch(mut self, chunks: usize) -> Self {
         self.prefetch = chunks;
         self
+    }
+
+    /// For a scan read as one stream rather than as partitions side by side:
+    /// twice the cores' chunks per column are decoded at a time, so the cores
+    /// stay busy past each load's widest chunk (a D2 full scan through
+    /// `open_meta` on 2 cores: 1.17 s with one chunk ahead, 0.92 s with
+    /// three), as long as the chunks decoded ahead stay within
+    /// [`SINGLE_STREAM_AHEAD_BYTES`].
+    pub fn as_single_stream(self) -> Self {
+        let chunks = 2 * rayon::current_num_threads() - 1;
+        let per_chunk: u64 =
+            self.projection.iter().map(|&c| estimated_chunk_bytes(&self.group.columns[c])).sum();
+        if per_chunk.saturating_mul(chunks as u64) > SINGLE_STREAM_AHEAD_BYTES {
+            return self;
+        }
+        self.with_prefetch(chunks)
     }
 
     /// Share `metrics` with this reader.

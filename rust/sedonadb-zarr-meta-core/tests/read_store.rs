@@ -78,6 +78,12 @@ fn reads_values_schema_and_geometry() {
 
     // Chunk shapes differ (4 and 3): batches still line up.
     let batches = collect(BatchReader::new(group.clone(), Some(vec![1, 2]), 0..N, 100).unwrap());
+    // A single stream decoding further ahead yields the same batches.
+    for batch_size in [1, 3, 100] {
+        let deeper = BatchReader::new(group.clone(), None, 0..N, batch_size).unwrap().as_single_stream();
+        let plain = BatchReader::new(group.clone(), None, 0..N, batch_size).unwrap();
+        assert_eq!(collect(deeper), collect(plain));
+    }
     let n: Vec<i32> =
         batches.iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect();
     assert_eq!(n, (0..N as i32).collect::<Vec<_>>());
