@@ -334,9 +334,9 @@ def floor_section(py: str, d1: str, rep: list[str]) -> None:
     if limits:
         # The same files in Rust: zstd alone, then zstd plus the split of
         # variable-length chunks into the values and offsets of Arrow arrays.
-        repeat = rep[rep.index("--repeat") + 1]
-        jobs["zstd (Rust)"] = (limits, Path(d1.removeprefix("file://")), "zstd", repeat)
-        jobs["zstd + Arrow layout (Rust)"] = (limits, Path(d1.removeprefix("file://")), "arrow", repeat)
+        repeat, store = rep[rep.index("--repeat") + 1], Path(d1.removeprefix("file://"))
+        jobs["zstd (Rust)"] = (limits, store, "zstd", repeat)
+        jobs["zstd + Arrow layout (Rust)"] = (limits, store, "arrow", repeat)
     res = interleaved(jobs)
     fl = res.pop("floor")
     rust = {name: res.pop(name) for name in list(res) if name.endswith("(Rust)")}

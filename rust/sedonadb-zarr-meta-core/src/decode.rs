@@ -202,7 +202,7 @@ fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(
         (Storage::FixedBytes { length_bytes }, Elements::Fixed(raw)) => {
             check_len(&raw, length_bytes, rows)?;
             // The values are at most `raw`'s bytes: every offset fits once that does.
-            i32::try_from(raw.len()).map_err(|_| TOO_LARGE.to_string())?;
+            offsets_fit(raw.len())?;
             let mut offsets = Vec::with_capacity(rows + 1);
             let mut bytes = Vec::with_capacity(raw.len());
             offsets.push(0);
@@ -216,7 +216,7 @@ fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(
         (Storage::FixedUtf32 { length_bytes }, Elements::Fixed(raw)) => {
             check_len(&raw, length_bytes, rows)?;
             // UTF-8 takes at most the 4 bytes of each UTF-32 code unit.
-            i32::try_from(raw.len()).map_err(|_| TOO_LARGE.to_string())?;
+            offsets_fit(raw.len())?;
             let mut offsets = Vec::with_capacity(rows + 1);
             let mut bytes = Vec::with_capacity(raw.len() / 4);
             offsets.push(0);
@@ -241,6 +241,11 @@ fn variable_parts(storage: Storage, elements: Elements, rows: usize) -> Result<(
 
 /// The error of text/bytes beyond what Arrow's 32-bit offsets address.
 pub const TOO_LARGE: &str = "more than 2 GiB of text/bytes in one batch; use a smaller batch_size";
+
+/// Whether values of up to `len` bytes are addressed by Arrow's 32-bit offsets.
+pub fn offsets_fit(len: usize) -> Result<(), String> {
+    i32::try_from(len).map(|_| ()).map_err(|_| TOO_LARGE.to_string())
+}
 
 /// Offsets from zarrs (`usize`) as Arrow's 32-bit offsets.
 pub fn i32_offsets(offsets: impl ExactSizeIterator<Item = usize>) -> Result<Vec<i32>, String> {

@@ -584,7 +584,7 @@ fn open_column(
 
     let chunk_bounds = chunk_bounds(&array, shape[0]).map_err(err)?;
     if let Some(size) = array.data_type().fixed_size() {
-        let widest = chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        let widest = widest_chunk(&chunk_bounds).unwrap_or(0);
         let declared = array.chunk_shape(&[0]).map(|s| s[0].get()).unwrap_or(widest);
         if declared.saturating_mul(size as u64) > MAX_CHUNK_BYTES {
             return Err(err(format!("chunk shape {declared} is too large to decode")));
@@ -764,6 +764,11 @@ fn geometry_kind(
         _ => return Ok(kind),
     };
     Ok(ColumnKind::Geometry(storage, declared.unwrap_or(natural)))
+}
+
+/// Rows of the widest chunk, from a column's chunk boundaries.
+pub(crate) fn widest_chunk(bounds: &[u64]) -> Option<u64> {
+    bounds.windows(2).map(|w| w[1] - w[0]).max()
 }
 
 /// Chunk start rows plus the array length, from zarrs' chunk grid.

@@ -9,7 +9,7 @@
 //! pages: one fault instead of 512. Only pages the buffer spans entirely are
 //! advised, so no memory beyond the buffer is ever touched.
 
-/// Buffers smaller than this are left to the allocator as they are.
+/// The huge page size; only whole, aligned ones inside a buffer are advised.
 const HUGE_PAGE: usize = 2 << 20;
 
 /// A values buffer with room for `capacity` bytes, its whole 2 MiB pages

@@ -219,7 +219,7 @@ impl ZarrMetaExec {
         let widest = self
             .projection
             .iter()
-            .filter_map(|&c| self.group.columns[c].chunk_bounds.windows(2).map(|w| w[1] - w[0]).max())
+            .filter_map(|&c| crate::group::widest_chunk(&self.group.columns[c].chunk_bounds))
             .max()
             .unwrap_or(0);
         (widest as usize).div_ceil(batch_size.max(1)).clamp(2, MAX_CHANNEL_BATCHES)

@@ -434,7 +434,7 @@ impl BatchReader {
 /// Bytes of `column`'s widest chunk, decoded: a bound on the compressed size
 /// for fixed-size types, an estimate for variable-length ones.
 fn estimated_chunk_bytes(column: &MetaColumn) -> u64 {
-    let rows = column.chunk_bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
+    let rows = crate::group::widest_chunk(&column.chunk_bounds).unwrap_or(1);
     let element = column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
     rows.saturating_mul(element)
 }

@@ -86,9 +86,7 @@ pub fn split_into(
     }
     // Elements lie inside `raw`, so `values` grows by less than its length
     // and every offset below fits once the end does.
-    if values.len().saturating_add(raw.len()) > i32::MAX as usize {
-        return Err(crate::decode::TOO_LARGE.into());
-    }
+    crate::decode::offsets_fit(values.len().saturating_add(raw.len()))?;
     offsets.push(values.len() as i32);
     let mut at = 4;
     for element in 0..expected {
