@@ -50,6 +50,7 @@ Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -337,10 +338,9 @@ def floor_section(py: str, d1: str, rep: list[str]) -> None:
     if limits:
         # The same files in Rust: zstd alone, then zstd plus the split of
         # variable-length chunks into the values and offsets of Arrow arrays.
-        repeat, store = rep[rep.index("--repeat") + 1], Path(d1.removeprefix("file://"))
-        jobs["zstd (Rust)"] = (limits, store, "zstd", repeat)
-        jobs["zstd + Arrow layout (Rust)"] = (limits, store, "arrow", repeat)
-        jobs["kept (Rust)"] = (limits, store, "kept", repeat)
+        jobs["zstd (Rust)"] = decode_floor_job(limits, d1, "zstd", rep)
+        jobs["zstd + Arrow layout (Rust)"] = decode_floor_job(limits, d1, "arrow", rep)
+        jobs["kept (Rust)"] = decode_floor_job(limits, d1, "kept", rep)
     res = interleaved(jobs)
     fl = res.pop("floor")
     rust = {name: res.pop(name) for name in list(res) if name.endswith("(Rust)")}
@@ -378,6 +378,7 @@ def floor_section(py: str, d1: str, rep: list[str]) -> None:
         print(f"  ratio {name + ' / that limit:':45s} {median(m) / limit:5.2f}x")
 
 
+@functools.cache
 def decode_floor() -> str | None:
     """Build ``examples/decode_floor`` (the Rust limits of a scan) once; its path, or None."""
     root = HERE.parent
@@ -389,6 +390,12 @@ def decode_floor() -> str | None:
         return None
     binary = target_dir / "release" / "examples" / "decode_floor"
     return str(binary) if binary.exists() else None
+
+
+def decode_floor_job(binary: str, store: str, mode: str, rep: list[str]) -> tuple:
+    """A job for ``interleaved``: ``decode_floor`` in ``mode`` on ``store`` (a ``file://``
+    URI), as many repetitions as the readers measured beside it."""
+    return (binary, Path(store.removeprefix("file://")), mode, rep[rep.index("--repeat") + 1])
 
 
 def geoparquet_section(py: str, d2: str, path: Path, rep: list[str]) -> None:
@@ -423,8 +430,7 @@ def geoparquet_section(py: str, d2: str, path: Path, rep: list[str]) -> None:
     limits = decode_floor()
     if limits:
         # ... nor can one that keeps its guarantees scan it faster than this.
-        repeat = rep[rep.index("--repeat") + 1]
-        jobs["limit of the store"] = (limits, Path(d2.removeprefix("file://")), "kept", repeat)
+        jobs["limit of the store"] = decode_floor_job(limits, d2, "kept", rep)
     try:
         duckdb_connect()
         duck = None
