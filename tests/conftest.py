@@ -1,4 +1,5 @@
-"""Shared fixtures: stores written by zarr-python into tmp_path, real hosts."""
+"""Shared fixtures: stores written by zarr-python into tmp_path, real hosts, the
+loopback S3 server, and the memory cap of the tests' subprocesses."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import http.server
 import json
 import os
+import resource
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,51 @@ import zarr
 os.environ["AWS_METADATA_ENDPOINT"] = "http://127.0.0.1:9"
 
 COLLECTIONS = np.array(["sentinel-2-l2a", "landsat-c2-l2", "naip"])
+
+#: Address space a test's subprocess may map. A Python process with SedonaDB and
+#: datafusion loaded maps about 1.5 GiB before it reads anything (measured:
+#: VmPeak of a query over a test store); the stores of the tests are a few MB.
+#: 6 GiB leaves room for both, yet a regression that grows without bound fails
+#: its own test (an allocation failure in that process) instead of the machine.
+SUBPROCESS_ADDRESS_SPACE = 6 << 30
+
+
+def cap_memory(limit: int = SUBPROCESS_ADDRESS_SPACE) -> None:
+    """``preexec_fn`` for a test's subprocess: cap its address space at ``limit`` bytes."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+#: The loopback S3 server's bucket shared by the tests that read stores over S3.
+BUCKET = "catalog"
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on 127.0.0.1 behind the counting, fault-injecting proxy, with ``BUCKET``."""
+    from .s3proxy import S3Server
+
+    server = S3Server()
+    server.create_bucket(BUCKET)
+    yield server
+    server.stop()
+
+
+def s3_options(server: Any, **extra: Any) -> dict[str, Any]:
+    """``storage_options`` reading ``BUCKET`` through ``server``'s proxy."""
+    return {
+        "aws_endpoint": server.url,
+        "aws_allow_http": "true",
+        "aws_region": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": SECRET,
+        **extra,
+    }
+
+
+def zarr_s3_store(server: Any, path: str) -> Any:
+    """zarr-python's obstore-backed store writing straight to the S3 server (not counted)."""
+    return zarr.storage.ObjectStore(server.obstore_store(BUCKET, path, secret=SECRET))
 
 
 def write_group(

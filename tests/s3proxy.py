@@ -6,10 +6,32 @@ Tests and the benchmark drive it through :class:`ProxyClient`:
 
 * counts requests and response bytes (``stats()``), to prove pruning;
 * adds latency to every request (``configure(latency_ms=20)``);
-* answers the next *n* requests with a fault: ``"503"`` (retryable server
-  error), ``"403"`` (S3 ``AccessDenied``), ``"reset"`` (connection closed
-  without an answer) or ``"hang"`` (no answer for ``hang_s`` seconds);
-  ``fault_match`` restricts faults to paths containing a substring.
+* answers requests with a fault (``configure(fault=..., fault_count=n)``, or
+  each request with probability ``fault_probability``, drawn from ``seed``);
+  ``fault_match`` restricts faults to paths containing a substring. Faults
+  that need no answer from upstream:
+
+  - ``"503"`` (retryable server error), ``"403"`` (S3 ``AccessDenied``),
+    ``"reset"`` (connection closed without an answer), ``"hang"`` (no answer
+    for ``hang_s`` seconds), ``"hold"`` (no answer until ``release()``; the
+    number of requests held so far is ``stats()["held"]``, so a test can act
+    at the moment a query is known to be waiting);
+
+  and the network faults, applied to upstream's answer to a ``GET``:
+
+  - ``"truncate"``: the body ends early and the connection closes;
+  - ``"short_length"`` / ``"long_length"``: a ``Content-Length`` that lies
+    (fewer or more bytes than the body has), then the connection closes;
+  - ``"flip"``: one to eight bits of the body flipped;
+  - ``"drip"``: the body sent ``drip_bytes`` at a time, ``drip_interval_s`` apart;
+  - ``"html200"``: status 200 and an HTML error page for a body, headers kept;
+  - ``"reset_mid"``: half the body, then a TCP reset;
+  - ``"wrong_range"``: a byte range other than the one asked for (a ranged
+    request gets a shifted range with its true ``Content-Range``; a whole
+    object gets 206 and its first part);
+  - ``"etag"``: another object's ``ETag`` (as if the object changed).
+
+``stats()["faults"]`` counts the faults injected, by kind.
 
 It only ever binds and connects to loopback addresses.
 """
@@ -19,7 +41,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import random
+import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -30,11 +55,30 @@ from typing import Any
 from urllib.parse import urlparse
 
 CONTROL = "/__proxy__"
+#: Faults answered without asking upstream.
+LOCAL_FAULTS = ("503", "403", "reset", "hang", "hold")
+#: Faults applied to upstream's answer to a GET (the network-fault corpus draws from these).
+BODY_FAULTS = (
+    "truncate",
+    "short_length",
+    "long_length",
+    "flip",
+    "drip",
+    "html200",
+    "reset_mid",
+    "wrong_range",
+    "etag",
+)
+HTML_ERROR = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+    b"<p>The upstream server did not answer.</p></body></html>"
+)
 
 
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.released = threading.Event()
         self.reset()
 
     def reset(self) -> None:
@@ -42,19 +86,57 @@ class _State:
         self.bytes = 0
         self.by_method: dict[str, int] = {}
         self.paths: list[str] = []
+        self.faults: dict[str, int] = {}
+        self.held = 0
         self.latency_ms = 0.0
         self.fault: str | None = None
         self.fault_count = 0
         self.fault_match = ""
+        self.fault_probability = 0.0
+        self.seed = 0
+        self.rng = random.Random(0)
         self.hang_s = 30.0
+        self.hold_s = 300.0
+        self.drip_bytes = 16
+        self.drip_interval_s = 0.5
+        self.released.clear()
 
-    def take_fault(self, path: str) -> str | None:
+    def configure(self, config: dict[str, Any]) -> None:
         with self.lock:
-            if self.fault and self.fault_count != 0 and self.fault_match in path:
-                if self.fault_count > 0:
-                    self.fault_count -= 1
-                return self.fault
-            return None
+            for key, value in config.items():
+                setattr(self, key, value)
+            if "seed" in config:
+                self.rng = random.Random(config["seed"])
+            if "fault" in config:
+                self.released.clear()
+
+    def take_fault(self, method: str, path: str) -> str | None:
+        with self.lock:
+            fault = self.fault
+            if not fault or self.fault_match not in path:
+                return None
+            if fault in BODY_FAULTS and method != "GET":
+                return None
+            if self.fault_probability:
+                if self.rng.random() >= self.fault_probability:
+                    return None
+            elif self.fault_count == 0:
+                return None
+            elif self.fault_count > 0:
+                self.fault_count -= 1
+            self.faults[fault] = self.faults.get(fault, 0) + 1
+            return fault
+
+
+def _closing(sock: socket.socket, *, reset: bool = False) -> None:
+    """Close a client connection now: with ``reset``, by a TCP RST."""
+    try:
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequestHandler]:
@@ -66,6 +148,20 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
             conn = http.client.HTTPConnection(*upstream, timeout=60)
             local.conn = conn
         return conn
+
+    def forward(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[Any, bytes]:
+        for attempt in range(2):
+            conn = connection()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                return resp, resp.read()
+            except (ConnectionError, http.client.HTTPException, OSError):
+                conn.close()
+                local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -91,20 +187,134 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
                         "bytes": state.bytes,
                         "by_method": dict(state.by_method),
                         "paths": list(state.paths),
+                        "faults": dict(state.faults),
+                        "held": state.held,
                     }
                 self._reply(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
             elif action == "reset":
                 with state.lock:
                     state.requests, state.bytes, state.by_method, state.paths = 0, 0, {}, []
+                    state.faults, state.held = {}, 0
                 self._reply(200, b"{}")
             elif action == "configure":
-                config = json.loads(body or b"{}")
-                with state.lock:
-                    for key, value in config.items():
-                        setattr(state, key, value)
+                state.configure(json.loads(body or b"{}"))
+                self._reply(200, b"{}")
+            elif action == "release":
+                state.released.set()
                 self._reply(200, b"{}")
             else:
                 self._reply(404, b"unknown control action")
+
+        def _local_fault(self, fault: str) -> bool:
+            """Answer with a fault that needs no upstream answer; False to go on
+            forwarding (a held request that was released)."""
+            if fault == "503":
+                self._reply(503, b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>")
+            elif fault == "403":
+                self._reply(
+                    403,
+                    b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+                    {"Content-Type": "application/xml"},
+                )
+            elif fault == "reset":
+                self.close_connection = True
+                _closing(self.connection)
+            elif fault == "hang":
+                time.sleep(state.hang_s)
+                self.close_connection = True
+            elif fault == "hold":
+                with state.lock:
+                    state.held += 1
+                if state.released.wait(state.hold_s):
+                    return False
+                self.close_connection = True
+            return True
+
+        def _send_head(self, status: int, headers: list[tuple[str, str]], length: int) -> None:
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+
+        def _body_fault(
+            self, fault: str, resp: Any, data: bytes, headers: list[tuple[str, str]], request: dict
+        ) -> None:
+            """Send upstream's answer ``resp``/``data`` damaged by ``fault``."""
+            with state.lock:
+                rng = random.Random(state.rng.random())
+            if fault == "flip" and data:
+                damaged = bytearray(data)
+                for _ in range(rng.randint(1, 8)):
+                    damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+                data = bytes(damaged)
+            elif fault == "etag":
+                other = '"%032x"' % rng.getrandbits(128)
+                headers = [(k, other if k.lower() == "etag" else v) for k, v in headers]
+            elif fault == "html200":
+                headers = [(k, v) for k, v in headers if k.lower() not in ("content-range", "content-type")]
+                headers.append(("Content-Type", "text/html"))
+                self._send_head(200, headers, len(HTML_ERROR))
+                self.wfile.write(HTML_ERROR)
+                return
+            elif fault == "wrong_range":
+                status, headers, data = self._wrong_range(resp, data, headers, request, rng)
+                self._send_head(status, headers, len(data))
+                self.wfile.write(data)
+                return
+            elif fault in ("truncate", "short_length", "long_length", "reset_mid", "drip"):
+                self._broken_body(fault, resp.status, data, headers, rng)
+                return
+            self._send_head(resp.status, headers, len(data))
+            self.wfile.write(data)
+
+        def _broken_body(
+            self, fault: str, status: int, data: bytes, headers: list[tuple[str, str]], rng: random.Random
+        ) -> None:
+            self.close_connection = True
+            if fault == "drip":
+                self._send_head(status, headers, len(data))
+                for at in range(0, len(data), state.drip_bytes):
+                    self.wfile.write(data[at : at + state.drip_bytes])
+                    self.wfile.flush()
+                    time.sleep(state.drip_interval_s)
+                return
+            cut = rng.randrange(len(data)) if data else 0
+            if fault == "truncate":
+                self._send_head(status, headers, len(data))
+                self.wfile.write(data[:cut])
+            elif fault == "short_length":
+                self._send_head(status, headers, cut)
+                self.wfile.write(data)
+            elif fault == "long_length":
+                self._send_head(status, headers, len(data) + rng.randint(1, 4096))
+                self.wfile.write(data)
+            else:  # reset_mid
+                self._send_head(status, headers, len(data))
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                _closing(self.connection, reset=True)
+                return
+            self.wfile.flush()
+            _closing(self.connection)
+
+        def _wrong_range(
+            self, resp: Any, data: bytes, headers: list[tuple[str, str]], request: dict, rng: random.Random
+        ) -> tuple[int, list[tuple[str, str]], bytes]:
+            asked = re.fullmatch(r"bytes=(\d+)-(\d+)", request["headers"].get("Range", ""))
+            total = re.search(r"/(\d+)$", resp.getheader("Content-Range") or "")
+            plain = [(k, v) for k, v in headers if k.lower() != "content-range"]
+            if asked and total and resp.status == 206:
+                start, end, size = int(asked[1]), int(asked[2]), int(total[1])
+                shift = rng.choice([-1, 1]) * rng.randint(1, 64)
+                start, end = max(0, start + shift), min(size - 1, end + shift)
+                if (start, end) == (int(asked[1]), int(asked[2])) or start > end:
+                    start, end = 0, max(0, min(size - 1, end - start - 1))
+                fresh = dict(request["headers"], Range=f"bytes={start}-{end}")
+                other, body = forward("GET", self.path, b"", fresh)
+                return other.status, [*plain, ("Content-Range", other.getheader("Content-Range") or "")], body
+            part = data[: max(1, len(data) // 2)] if data else b""
+            return 206, [*plain, ("Content-Range", f"bytes 0-{len(part) - 1}/{len(data)}")], part
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -119,51 +329,28 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
                 latency = state.latency_ms
             if latency:
                 time.sleep(latency / 1000)
-            fault = state.take_fault(self.path)
-            if fault == "503":
-                self._reply(503, b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>")
-                return
-            if fault == "403":
-                self._reply(
-                    403,
-                    b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
-                    {"Content-Type": "application/xml"},
-                )
-                return
-            if fault == "reset":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            if fault == "hang":
-                time.sleep(state.hang_s)
-                self.close_connection = True
+            fault = state.take_fault(self.command, self.path)
+            if fault in LOCAL_FAULTS and self._local_fault(fault):
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
-            for attempt in range(2):
-                conn = connection()
-                try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    break
-                except (ConnectionError, http.client.HTTPException, OSError):
-                    conn.close()
-                    local.conn = None
-                    if attempt:
-                        raise
+            resp, data = forward(self.command, self.path, body, headers)
             with state.lock:
                 state.bytes += len(data)
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
-                    self.send_header(k, v)
-            if self.command == "HEAD":
-                self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
-            else:
-                self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            passed = [
+                (k, v)
+                for k, v in resp.getheaders()
+                if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length")
+            ]
+            try:
+                if fault in BODY_FAULTS and resp.status in (200, 206):
+                    self._body_fault(fault, resp, data, passed, {"headers": headers})
+                elif self.command == "HEAD":
+                    self._send_head(resp.status, passed, int(resp.getheader("Content-Length") or 0))
+                else:
+                    self._send_head(resp.status, passed, len(data))
+                    self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
@@ -219,11 +406,25 @@ class ProxyClient:
         self._call("reset")
 
     def configure(self, **settings: Any) -> None:
-        """Set ``latency_ms``, ``fault``, ``fault_count`` (-1: always), ``fault_match``, ``hang_s``."""
+        """Set ``latency_ms``, ``fault``, ``fault_count`` (-1: always), ``fault_probability``,
+        ``seed``, ``fault_match``, ``hang_s``, ``hold_s``, ``drip_bytes``, ``drip_interval_s``."""
         self._call("configure", settings)
 
+    def release(self) -> None:
+        """Let every held request (and those to come) through to upstream."""
+        self._call("release")
+
+    def wait_held(self, n: int = 1, timeout: float = 60.0) -> None:
+        """Return once ``n`` requests are held (a query is waiting on the store)."""
+        deadline = time.monotonic() + timeout
+        while self.stats()["held"] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no request held within {timeout} s")
+            time.sleep(0.02)
+
     def clear(self) -> None:
-        self.configure(latency_ms=0, fault=None, fault_count=0, fault_match="")
+        self.release()
+        self.configure(latency_ms=0, fault=None, fault_count=0, fault_probability=0.0, fault_match="")
         self.reset()
 
 

@@ -27,7 +27,7 @@ import shapely.geometry
 import zarr
 from sedonadb_zarr_meta import open_meta
 
-from .conftest import stac_api
+from .conftest import BUCKET, s3_options, stac_api
 
 ITEMS_FILE = Path(__file__).resolve().parents[1] / "examples" / "stac" / "items.ndjson"
 ITEMS: list[dict[str, Any]] = [
@@ -440,23 +440,36 @@ def test_errors_collapse_newlines_and_debug_shows_the_traceback(tmp_path: Path, 
 
 
 def test_ctrl_c_stops_a_query_quietly_with_status_130(
-    store: Path, capsys: pytest.CaptureFixture[str]
+    s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import signal
     import time
 
-    from sedonadb_zarr_meta import _cli
+    from sedonadb_zarr_meta import _cli, write_meta
 
-    joins = ", ".join(f"meta t{i}" for i in range(12))  # 8**12 rows to count: minutes, unless stopped
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    uri = f"s3://{BUCKET}/ctrl-c.zarr"
+    options = s3_options(s3)
+    write_meta(pa.table({"id": [f"item-{i}" for i in range(64)]}), uri, chunk_size=8, storage_options=options)
+    # The proxy holds every request for an id chunk: the query waits on the store,
+    # memory flat, until the Ctrl-C sent once a request is known to be held.
+    s3.control.configure(fault="hold", fault_count=-1, fault_match="/ctrl-c.zarr/meta/id/c/")
+
+    def interrupt_when_waiting() -> None:
+        s3.control.wait_held()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_when_waiting, daemon=True)
+    storage = [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
     started = time.monotonic()
-    timer.start()
+    interrupter.start()
     try:
-        status = _cli.main(["query", str(store), f"SELECT count(*) FROM {joins}"])
+        status = _cli.main(["query", uri, "SELECT count(*) FROM meta WHERE id <> ''", *storage])
     finally:
-        timer.cancel()
+        interrupter.join(60)
+        s3.control.clear()
     assert status == 130
-    assert time.monotonic() - started < 60
+    # Without Ctrl-C the held requests end only by object_store's 30 s request timeout.
+    assert time.monotonic() - started < 25
     out, err = capsys.readouterr()
     assert (out, err) == ("", "")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
