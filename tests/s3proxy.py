@@ -4,7 +4,8 @@ Run as a script (``python s3proxy.py --upstream http://127.0.0.1:PORT``); it
 listens on a free port of 127.0.0.1 and prints that port on its first line.
 Tests and the benchmark drive it through :class:`ProxyClient`:
 
-* counts requests and response bytes (``stats()``), to prove pruning;
+* counts requests and response bytes (``stats()``), to prove pruning; ``paths``
+  lists the requests and ``faulted`` those that got a fault;
 * adds latency to every request (``configure(latency_ms=20)``);
 * answers requests with a fault (``configure(fault=..., fault_count=n)``, or
   each request with probability ``fault_probability``, drawn from ``seed``);
@@ -86,6 +87,7 @@ class _State:
         self.bytes = 0
         self.by_method: dict[str, int] = {}
         self.paths: list[str] = []
+        self.faulted: list[str] = []
         self.faults: dict[str, int] = {}
         self.held = 0
         self.latency_ms = 0.0
@@ -125,6 +127,7 @@ class _State:
             elif self.fault_count > 0:
                 self.fault_count -= 1
             self.faults[fault] = self.faults.get(fault, 0) + 1
+            self.faulted.append(f"{method} {path}")
             return fault
 
 
@@ -187,6 +190,7 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
                         "bytes": state.bytes,
                         "by_method": dict(state.by_method),
                         "paths": list(state.paths),
+                        "faulted": list(state.faulted),
                         "faults": dict(state.faults),
                         "held": state.held,
                     }
@@ -194,7 +198,7 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
             elif action == "reset":
                 with state.lock:
                     state.requests, state.bytes, state.by_method, state.paths = 0, 0, {}, []
-                    state.faults, state.held = {}, 0
+                    state.faults, state.held, state.faulted = {}, 0, []
                 self._reply(200, b"{}")
             elif action == "configure":
                 state.configure(json.loads(body or b"{}"))

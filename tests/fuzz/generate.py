@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 from sedonadb_zarr_meta import _lib
 
@@ -325,4 +326,164 @@ def make_case(seed: int, root: Path) -> Path:
     )
     # The unmutated data, for mutations that must not change it.
     np.save(case / "n.npy", np.arange(ROWS))
+    return case
+
+
+# --------------------------------------------------------------------------------------------
+# Enumerated cases: every chunk swap between arrays of different dtypes, and compression bombs
+# --------------------------------------------------------------------------------------------
+
+#: The dtypes the swap corpus writes, one array each (``id`` and ``bbox`` keep the spatial filter).
+SWAP_DTYPES: dict[str, Any] = {
+    "id": "str",
+    "bbox": "bytes",
+    "u8": "uint8",
+    "i32": "int32",
+    "n": "int64",
+    "f32": "float32",
+    "f64": "float64",
+    "flag": "bool",
+    "date": "datetime64[ms]",
+}
+SWAP_LAYOUTS = ("plain", "sharded")
+#: Which chunk (or shard) file is swapped: the first (whole) or the last (partial, rows 32..40).
+SWAP_CHUNKS = ("0", "last")
+
+
+def swap_cases() -> list[tuple[str, str, str, str]]:
+    """(source array, target array, layout, chunk) for every ordered pair of dtypes."""
+    names = list(SWAP_DTYPES)
+    return [
+        (src, dst, layout, chunk)
+        for layout in SWAP_LAYOUTS
+        for chunk in SWAP_CHUNKS
+        for src in names
+        for dst in names
+        if src != dst
+    ]
+
+
+def _swap_values(name: str, rng: np.random.Generator) -> np.ndarray:
+    import shapely
+
+    kind = SWAP_DTYPES[name]
+    if kind == "str":
+        return np.array([f"item-{i:05d}" for i in range(ROWS)], dtype=object)
+    if kind == "bytes":
+        x, y = rng.uniform(-170, 160, ROWS), rng.uniform(-80, 70, ROWS)
+        return np.array(shapely.to_wkb(shapely.box(x, y, x + 5, y + 5)), dtype=object)
+    if kind == "bool":
+        return rng.random(ROWS) < 0.5
+    if kind.startswith("datetime64"):
+        return np.datetime64("2024-01-01", "ms") + rng.integers(0, 10**10, ROWS).astype("timedelta64[ms]")
+    return (rng.uniform(0, 200, ROWS)).astype(kind)
+
+
+def make_swap_case(index: int, root: Path) -> Path:
+    """Swap case ``index`` of :func:`swap_cases`: a store written by zarr-python whose
+    target array's chunk (or shard) file is the source array's."""
+    import zarr
+
+    warnings.filterwarnings("ignore")
+    src, dst, layout, chunk = swap_cases()[index]
+    case = root / f"swap-{index:04d}"
+    shutil.rmtree(case, ignore_errors=True)
+    case.mkdir(parents=True)
+    store = case / "store.zarr"
+    rng = np.random.default_rng(index)
+    g = zarr.open_group(str(store), mode="w").create_group("meta")
+    for name, kind in SWAP_DTYPES.items():
+        dtype: Any = {"str": str, "bytes": zarr.dtype.VariableLengthBytes()}.get(kind, kind)
+        kwargs: dict[str, Any] = {"chunks": (CHUNK,)}
+        if layout == "sharded":
+            kwargs["shards"] = (2 * CHUNK,)
+        g.create_array(name, shape=(ROWS,), dtype=dtype, **kwargs)[:] = _swap_values(name, rng)
+    per_file = CHUNK * (2 if layout == "sharded" else 1)
+    key = "0" if chunk == "0" else str((ROWS - 1) // per_file)
+    shutil.copyfile(store / "meta" / src / "c" / key, store / "meta" / dst / "c" / key)
+    what = f"{layout} {'shard' if layout == 'sharded' else 'chunk'} c/{key} of {src} copied into {dst}"
+    spec = {"seed": index, "kind": "swap", "what": what, "options": {}, "expect_original": False}
+    (case / "case.json").write_text(json.dumps({**spec, "layout": layout, "codec": "zstd"}))
+    return case
+
+
+def _zstd_bomb(raw_head: bytes, size: int) -> bytes:
+    """A zstd frame declaring ``size`` decoded bytes: ``raw_head`` then zeros."""
+    import io
+
+    import zstandard
+
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=1).stream_writer(out, size=size, closefd=False) as writer:
+        writer.write(raw_head)
+        zeros = bytes(1 << 20)
+        left = size - len(raw_head)
+        while left > 0:
+            writer.write(zeros[: min(left, len(zeros))])
+            left -= min(left, len(zeros))
+    return out.getvalue()
+
+
+def _vlen_head(count: int) -> bytes:
+    return struct.pack("<I", count) + b"".join(struct.pack("<I", 4) + b"item" for _ in range(count))
+
+
+#: (name, array, layout, elements per chunk, decoded bytes the bomb declares)
+BOMBS = [
+    # A text chunk of 6 elements whose frame inflates to 1 GiB: beyond any plausible element size.
+    ("vlen-6-1GiB", "id", "plain", 6, 1 << 30),
+    # A text chunk of 200 elements declaring 3 GiB: within no bound (a chunk decodes to at most 2 GiB).
+    ("vlen-200-3GiB", "id", "plain", 200, 3 << 30),
+    # 160 elements may hold 1.9 GiB by the per-element bound, more than the child may allocate.
+    ("vlen-160-1.9GiB", "id", "plain", 160, (19 << 30) // 10),
+    # Fixed-size elements: 8 int64 values are 64 bytes, the frame says 512 MiB.
+    ("int64-512MiB", "n", "plain", 8, 512 << 20),
+    # The same bombs inside a shard's inner chunk.
+    ("sharded-vlen-1GiB", "id", "sharded", 6, 1 << 30),
+    ("sharded-int64-512MiB", "n", "sharded", 8, 512 << 20),
+]
+
+
+def make_bomb_case(index: int, root: Path) -> Path:
+    """Compression bomb ``index`` of :data:`BOMBS` in a store written by zarr-python."""
+    import zarr
+
+    warnings.filterwarnings("ignore")
+    name, target, layout, per_chunk, size = BOMBS[index]
+    case = root / f"bomb-{index:02d}"
+    shutil.rmtree(case, ignore_errors=True)
+    case.mkdir(parents=True)
+    store = case / "store.zarr"
+    rows = 2 * per_chunk
+    g = zarr.open_group(str(store), mode="w").create_group("meta")
+    kwargs: dict[str, Any] = {"chunks": (per_chunk,)}
+    if layout == "sharded":
+        kwargs["shards"] = (2 * per_chunk,)
+        rows = 4 * per_chunk
+    g.create_array("id", shape=(rows,), dtype=str, **kwargs)[:] = np.array(
+        [f"item-{i:05d}" for i in range(rows)], dtype=object
+    )
+    g.create_array("n", shape=(rows,), dtype="int64", **kwargs)[:] = np.arange(rows)
+    g.create_array("bbox", shape=(rows,), dtype=zarr.dtype.VariableLengthBytes(), **kwargs)[:] = _swap_values(
+        "bbox", np.random.default_rng(index)
+    )[np.arange(rows) % ROWS]
+    head = _vlen_head(per_chunk) if target == "id" else b""
+    frame = _zstd_bomb(head, size)
+    chunk_file = store / "meta" / target / "c" / "1"
+    if layout == "plain":
+        chunk_file.write_bytes(frame)
+    else:  # the shard's second inner chunk becomes the bomb; the index points at it
+        shard = bytearray(chunk_file.read_bytes())
+        inner = len(shard) - 2 * 16 - 4
+        entries = list(struct.unpack("<4Q", shard[inner : inner + 32]))
+        body = bytes(shard[:inner]) + frame
+        entries[2], entries[3] = inner, len(frame)
+        encoded = numcodecs.CRC32C().encode(np.frombuffer(struct.pack("<4Q", *entries), "u1"))
+        chunk_file.write_bytes(body + bytes(encoded))
+    (case / "case.json").write_text(
+        json.dumps(
+            {"seed": index, "kind": "bomb", "what": name, "options": {}, "expect_original": False}
+            | {"layout": layout, "codec": "zstd"}
+        )
+    )
     return case

@@ -12,7 +12,7 @@ mod table_function;
 mod versions;
 
 use pyo3::prelude::*;
-use sedonadb_zarr_meta_core::{options, store};
+use sedonadb_zarr_meta_core::{group, options, pruning, store};
 
 #[pymodule]
 fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -31,6 +31,13 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_CONCURRENCY", options::MAX_CONCURRENCY)?;
     m.add("MAX_OPTIONS_BYTES", options::MAX_OPTIONS_BYTES)?;
     m.add("OBJECT_STORE_SCHEMES", store::OBJECT_STORE_SCHEMES.to_vec())?;
+    // Names and defaults the writer and the command-line tool share with the reader.
+    m.add("STATS_ATTRIBUTE", pruning::STATS_ATTRIBUTE)?;
+    m.add("VALIDITY_ATTRIBUTE", group::VALIDITY_ATTRIBUTE)?;
+    m.add("VALIDITY_GROUP", group::VALIDITY_GROUP)?;
+    m.add("ICECHUNK_MARKERS", store::icechunk::MARKERS.to_vec())?;
+    m.add("DEFAULT_MAX_RETRIES", store::config::DEFAULT_MAX_RETRIES)?;
+    m.add("DEFAULT_RETRY_TIMEOUT_SECS", store::config::DEFAULT_RETRY_TIMEOUT_SECS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -57,6 +57,24 @@ impl MetaTable {
         self.group.columns.iter().map(|c| c.name.clone()).collect()
     }
 
+    /// Per column, the rows of each of its chunks, in order.
+    #[getter]
+    fn chunk_rows(&self) -> std::collections::HashMap<String, Vec<u64>> {
+        self.group
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.chunk_bounds.windows(2).map(|w| w[1] - w[0]).collect()))
+            .collect()
+    }
+
+    /// The group's chunk statistics as readers understand them (a JSON object;
+    /// see `sedonadb_zarr_meta_core::pruning::stats_report`).
+    #[getter]
+    fn statistics_json(&self) -> String {
+        sedonadb_zarr_meta_core::pruning::stats_report(&self.group.attributes, self.group.num_rows)
+            .to_string()
+    }
+
     /// The Arrow schema, via the Arrow PyCapsule interface.
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
         schema_capsule(py, &self.group.schema)

@@ -14,7 +14,7 @@ use crate::error::{Result, ZarrMetaError};
 use crate::geometry::{self, Crs, GeometryEncoding, GEOMETRY_NAMES};
 use crate::options::ReadOptions;
 use crate::pruning::ChunkStats;
-use crate::store::codec_guard::{Codec, CodecGuard};
+use crate::store::codec_guard::{Codec, CodecGuard, Layout};
 pub use crate::store::DynStorage;
 use crate::store::Store;
 
@@ -43,6 +43,8 @@ pub struct MetaColumn {
 
 /// Column attribute naming the column's validity array, relative to the group.
 pub const VALIDITY_ATTRIBUTE: &str = "zarr_meta:validity";
+/// The group `write_meta` keeps validity arrays in (`_validity/<column>`).
+pub const VALIDITY_GROUP: &str = "_validity";
 
 /// An opened `meta` group: its columns and Arrow schema.
 pub struct MetaGroup {
@@ -139,16 +141,14 @@ impl MetaGroup {
             }
             // Named arrays are read directly: no listing, and arrays left out
             // are never read (a broken one cannot fail the query).
-            None => {
-                let mut names = match &options.arrays {
-                    Some(wanted) => wanted.clone(),
-                    None => source.list_children(&prefix)?,
-                };
-                names.sort();
-                names.dedup();
-                read_arrays_metadata(&source, &prefix, &names)?
-            }
+            None => match &options.arrays {
+                Some(wanted) => read_arrays_metadata(&source, &prefix, &sorted_names(wanted.clone()))?.0,
+                None => read_listed_arrays(&source, &prefix)?,
+            },
         };
+        if found.is_empty() && options.arrays.is_none() {
+            return Err(invalid("has no arrays (a meta group holds one 1-D array per item field)".into()));
+        }
         let found = match &options.arrays {
             // Consolidated metadata may predate an array the user asks for.
             Some(wanted) if from_consolidated => {
@@ -157,7 +157,7 @@ impl MetaGroup {
                     wanted.iter().filter(|w| !known.contains(w.as_str())).cloned().collect();
                 let mut all = found;
                 if !missing.is_empty() {
-                    all.extend(read_arrays_metadata(&source, &prefix, &missing)?);
+                    all.extend(read_arrays_metadata(&source, &prefix, &missing)?.0);
                 }
                 all
             }
@@ -438,13 +438,37 @@ fn consolidated_v2(
     Ok(Some(out))
 }
 
-/// Metadata of the arrays among `names` under `prefix` (others are skipped),
-/// fetched concurrently: v3 `zarr.json` first, v2 `.zarray`/`.zattrs` where absent.
+fn sorted_names(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The arrays a listing of the group finds. A listed name without any node
+/// metadata is most often a stray directory, but may be a listing damaged on
+/// the way (an object store's listing carries no checksum): the group is
+/// listed once more, and the second listing is used if the two differ.
+fn read_listed_arrays(source: &Store, prefix: &str) -> Result<Vec<(String, RawArrayMeta)>> {
+    let names = sorted_names(source.list_children(prefix)?);
+    let (found, unknown) = read_arrays_metadata(source, prefix, &names)?;
+    if unknown.is_empty() && !names.is_empty() {
+        return Ok(found);
+    }
+    let again = sorted_names(source.list_children(prefix)?);
+    if again == names {
+        return Ok(found);
+    }
+    Ok(read_arrays_metadata(source, prefix, &again)?.0)
+}
+
+/// Metadata of the arrays among `names` under `prefix`, fetched concurrently:
+/// v3 `zarr.json` first, v2 `.zarray`/`.zattrs` where absent. Groups are
+/// skipped; names with neither array nor v3 group metadata are returned second.
 fn read_arrays_metadata(
     source: &Store,
     prefix: &str,
     names: &[String],
-) -> Result<Vec<(String, RawArrayMeta)>> {
+) -> Result<(Vec<(String, RawArrayMeta)>, Vec<String>)> {
     let store = source.display();
     let keys: Vec<String> = names.iter().map(|n| format!("{prefix}{n}/zarr.json")).collect();
     let v3 = source.get_many(&keys)?;
@@ -468,6 +492,7 @@ fn read_arrays_metadata(
             None => v2_names.push(name.clone()),
         }
     }
+    let mut unknown = Vec::new();
     if !v2_names.is_empty() {
         let keys: Vec<String> = v2_names
             .iter()
@@ -477,6 +502,7 @@ fn read_arrays_metadata(
         for (i, name) in v2_names.iter().enumerate() {
             let err = |m| ZarrMetaError::array(store, name, m);
             let Some(mut meta) = parse_json(&keys[2 * i], values[2 * i].as_ref()).map_err(err)? else {
+                unknown.push(name.clone());
                 continue;
             };
             let attrs = parse_json(&keys[2 * i + 1], values[2 * i + 1].as_ref())
@@ -489,7 +515,7 @@ fn read_arrays_metadata(
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok((out, unknown))
 }
 
 /// The id of the v2 filter/compressor that encodes object (`|O`) elements.
@@ -553,11 +579,7 @@ fn open_column(
             .unwrap_or_else(|| patched_fill_value(m.get("fill_value"), replacement));
         m.insert("fill_value".into(), fill);
     }
-    let outer_codec = outer_codec(&json, raw.v3);
-    let sharded = json
-        .get("codecs")
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|c| c.get("name") == Some(&Value::from("sharding_indexed"))));
+    let guarded = guarded_layout(&json, raw.v3);
     let metadata: ArrayMetadata = if raw.v3 {
         ArrayMetadata::V3(
             serde_json::from_value(json).map_err(|e| err(format!("invalid array metadata: {e}")))?,
@@ -570,14 +592,15 @@ fn open_column(
     let path = format!("/{prefix}{name}");
     let mut array = Array::new_with_metadata(storage.clone(), &path, metadata.clone())
         .map_err(|e| err(format!("cannot open array: {e}")))?;
-    if let Some(codec) = outer_codec {
-        // Bound what a compressed chunk may make the decoder allocate.
-        let rows = array.chunk_shape(&[0]).map(|s| s[0].get()).unwrap_or(0);
+    if let Some((layout, inner_rows)) = guarded {
+        // Bound what a compressed (inner) chunk may make the decoder allocate.
+        let rows = inner_rows.unwrap_or_else(|| array.chunk_shape(&[0]).map(|s| s[0].get()).unwrap_or(0));
         let limit = match array.data_type().fixed_size() {
-            Some(size) if !sharded => rows.saturating_mul(size as u64).saturating_add(CODEC_SLACK_BYTES),
-            _ => MAX_CHUNK_BYTES,
+            Some(size) => rows.saturating_mul(size as u64).saturating_add(CODEC_SLACK_BYTES),
+            None => rows.saturating_mul(4 + VARIABLE_ELEMENT_MAX_BYTES).saturating_add(CODEC_SLACK_BYTES),
         };
-        let guarded: Arc<DynStorage> = Arc::new(CodecGuard::new(storage.clone(), codec, limit));
+        let guarded: Arc<DynStorage> =
+            Arc::new(CodecGuard::new(storage.clone(), layout, limit.min(MAX_CHUNK_BYTES)));
         array = Array::new_with_metadata(guarded, &path, metadata)
             .map_err(|e| err(format!("cannot open array: {e}")))?;
     }
@@ -637,7 +660,7 @@ fn attach_validity(
     let missing: Vec<String> =
         wanted.iter().map(|(_, p)| p.clone()).filter(|p| !known.contains_key(p)).collect();
     if !missing.is_empty() {
-        known.extend(read_arrays_metadata(source, prefix, &missing)?);
+        known.extend(read_arrays_metadata(source, prefix, &missing)?.0);
     }
     for (i, path) in wanted {
         let name = columns[i].name.clone();
@@ -670,14 +693,58 @@ fn attach_validity(
 /// other framing of inner codecs).
 const CODEC_SLACK_BYTES: u64 = 64 << 10;
 
-/// The codec applied last when encoding (first when decoding), if guarded.
-fn outer_codec(json: &Value, v3: bool) -> Option<Codec> {
-    let name = if v3 {
-        json.get("codecs").and_then(Value::as_array).and_then(|c| c.last()).and_then(|c| c.get("name"))
-    } else {
-        json.get("compressor").and_then(|c| c.get("id"))
+/// The most bytes one element of a variable-length array (a text, a WKB
+/// geometry) may decode to: far above any item's metadata, it keeps a
+/// compressed chunk of a few elements from asking for gigabytes.
+pub const VARIABLE_ELEMENT_MAX_BYTES: u64 = 16 << 20;
+
+/// The codec applied last when encoding (first when decoding) of a codec list, if guarded.
+fn last_codec(codecs: Option<&Value>) -> Option<Codec> {
+    let last = codecs.and_then(Value::as_array).and_then(|c| c.last());
+    last.and_then(|c| c.get("name")).and_then(Value::as_str).and_then(Codec::from_name)
+}
+
+/// How the codec guard checks an array's chunks, and the rows of its inner
+/// chunks if it is sharded; `None` where nothing is guarded.
+fn guarded_layout(json: &Value, v3: bool) -> Option<(Layout, Option<u64>)> {
+    if !v3 {
+        let name = json.get("compressor").and_then(|c| c.get("id")).and_then(Value::as_str);
+        return name.and_then(Codec::from_name).map(|c| (Layout::Plain(c), None));
+    }
+    let codecs = json.get("codecs").and_then(Value::as_array)?;
+    if let Some(codec) =
+        last_codec(json.get("codecs")).filter(|_| codecs.len() > 1 || !is_sharding(&codecs[0]))
+    {
+        return Some((Layout::Plain(codec), None));
+    }
+    let [sharding] = codecs.as_slice() else { return None };
+    if !is_sharding(sharding) {
+        return None;
+    }
+    let config = sharding.get("configuration")?;
+    let inner_rows = config.get("chunk_shape")?.as_array()?.first()?.as_u64().filter(|r| *r > 0)?;
+    let shard_rows =
+        json.get("chunk_grid")?.get("configuration")?.get("chunk_shape")?.as_array()?.first()?.as_u64()?;
+    // The index is read here only in the layout zarr-python and zarrs write:
+    // plain little-endian words, with or without a crc32c checksum.
+    let index_codecs: Vec<&str> = config
+        .get("index_codecs")
+        .and_then(Value::as_array)
+        .map(|c| c.iter().map(|c| c.get("name").and_then(Value::as_str).unwrap_or("?")).collect())
+        .unwrap_or_else(|| vec!["bytes", "crc32c"]);
+    let plain_index = index_codecs.iter().all(|n| matches!(*n, "bytes" | "crc32c"));
+    let index_checksum = if index_codecs.contains(&"crc32c") { 4 } else { 0 };
+    let layout = Layout::Sharded {
+        codec: last_codec(config.get("codecs")).filter(|_| plain_index),
+        inner_chunks: usize::try_from(shard_rows.div_ceil(inner_rows)).ok()?,
+        index_at_end: config.get("index_location").and_then(Value::as_str) != Some("start"),
+        index_checksum,
     };
-    name.and_then(Value::as_str).and_then(Codec::from_name)
+    Some((layout, Some(inner_rows)))
+}
+
+fn is_sharding(codec: &Value) -> bool {
+    codec.get("name") == Some(&Value::from("sharding_indexed"))
 }
 
 /// Keys of Zarr v3 array metadata; any other key is an extension.

@@ -223,6 +223,58 @@ fn block_stat(s: &Value, block: usize, kind: &ColumnKind) -> Result<BlockStat, (
     }
 }
 
+/// What a group's statistics document covers and whether readers use it, as
+/// a JSON object: `present`, `current`, `problem` (why not current),
+/// `num_rows`, `block_rows`, `num_blocks` and `columns` (each column's
+/// statistic kinds, sorted). The command-line tool reports it.
+pub fn stats_report(attributes: &serde_json::Map<String, Value>, num_rows: u64) -> Value {
+    let Some(stats) = attributes.get(STATS_ATTRIBUTE) else {
+        return serde_json::json!({"present": false, "current": false, "problem": null});
+    };
+    let malformed = |why: &str| serde_json::json!({"present": true, "current": false, "problem": format!("malformed statistics ({why})")});
+    let Some(block_rows) = stats.get("block_rows").and_then(Value::as_u64).filter(|b| *b > 0) else {
+        return malformed("block_rows must be a positive integer");
+    };
+    let Some(recorded) = stats.get("num_rows").and_then(Value::as_u64) else {
+        return malformed("num_rows must be a non-negative integer");
+    };
+    let Some(columns) = stats.get("columns").and_then(Value::as_object) else {
+        return malformed("columns must be an object");
+    };
+    if stats.get("version").and_then(Value::as_u64) != Some(1) {
+        return malformed("version must be 1");
+    }
+    let blocks = recorded.div_ceil(block_rows);
+    let mut problem: Option<String> = None;
+    let mut kinds = serde_json::Map::new();
+    for (name, entry) in columns {
+        let Some(entry) = entry.as_object() else {
+            problem.get_or_insert_with(|| format!("malformed statistics of column '{name}'"));
+            continue;
+        };
+        let mut names: Vec<&String> = entry.keys().collect();
+        names.sort();
+        kinds.insert(name.clone(), Value::from(names.into_iter().cloned().collect::<Vec<_>>()));
+        if entry.values().any(|v| v.as_array().is_none_or(|a| a.len() as u64 != blocks)) {
+            problem.get_or_insert_with(|| {
+                format!("column '{name}' has statistics for another number of chunks than {blocks}")
+            });
+        }
+    }
+    if recorded != num_rows {
+        problem = Some(format!("the statistics cover {recorded} rows but the group has {num_rows}"));
+    }
+    serde_json::json!({
+        "present": true,
+        "current": problem.is_none(),
+        "problem": problem,
+        "num_rows": recorded,
+        "block_rows": block_rows,
+        "num_blocks": blocks,
+        "columns": kinds,
+    })
+}
+
 impl ChunkStats {
     /// Read statistics from the group's attributes; `None` if absent, stale or malformed.
     pub fn from_group(group: &MetaGroup) -> Option<ChunkStats> {

@@ -16,7 +16,7 @@ use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 use rayon::prelude::*;
-use zarrs::array::{ArrayBytes, ArraySubset};
+use zarrs::array::ArrayBytes;
 
 use crate::decode::{to_arrow, Elements};
 use crate::error::{Result, ZarrMetaError};
@@ -60,7 +60,13 @@ impl MetaColumn {
     }
 
     /// The element bytes of `rows`: the first rows of one chunk through
-    /// [`crate::vlen`] where its layout allows, anything else through zarrs.
+    /// [`crate::vlen`] where its layout allows, anything else from whole
+    /// chunks decoded by zarrs.
+    ///
+    /// Chunks are always decoded whole, never partially: a whole chunk's
+    /// decoding checks that it, and every inner chunk of a shard, holds
+    /// exactly the bytes its shape says, where a partial decoder would read
+    /// the first bytes of a longer one without complaint.
     fn elements(&self, rows: &Range<u64>) -> std::result::Result<Elements, String> {
         let chunk = self.chunk_of(rows.start);
         if self.direct_vlen
@@ -77,13 +83,71 @@ impl MetaColumn {
                 return Ok(Elements::Variable { bytes, offsets });
             }
         }
-        let subset = ArraySubset::new_with_ranges(std::slice::from_ref(rows));
-        match self.array.retrieve_array_subset::<ArrayBytes<'static>>(&subset).map_err(|e| e.to_string())? {
-            ArrayBytes::Fixed(raw) => Ok(Elements::Fixed(raw.into_owned())),
+        let mut parts = Vec::new();
+        let mut at = rows.start;
+        while at < rows.end {
+            let chunk = self.chunk_of(at);
+            let start = self.chunk_bounds[chunk];
+            let end = rows.end.min(self.chunk_bounds[chunk + 1]);
+            parts.push(self.chunk_part(chunk, (at - start) as usize..(end - start) as usize)?);
+            at = end;
+        }
+        if parts.len() == 1 {
+            return Ok(parts.pop().expect("one part"));
+        }
+        concat_elements(parts)
+    }
+
+    /// Elements `part` of chunk `chunk`, decoded whole.
+    fn chunk_part(&self, chunk: usize, part: Range<usize>) -> std::result::Result<Elements, String> {
+        let key = self.array.chunk_key(&[chunk as u64]);
+        let shape = self.array.chunk_shape(&[chunk as u64]).map_err(|e| e.to_string())?[0].get();
+        let decoded = self.array.retrieve_chunk::<ArrayBytes<'static>>(&[chunk as u64]).map_err(|e| {
+            // Storage errors name the key already.
+            let message = e.to_string();
+            if message.contains(key.as_str()) {
+                message
+            } else {
+                format!("{key}: {message}")
+            }
+        })?;
+        match decoded {
+            ArrayBytes::Fixed(raw) => {
+                let size =
+                    self.array.data_type().fixed_size().ok_or("internal: fixed bytes of a variable type")?;
+                if raw.len() as u64 != shape.saturating_mul(size as u64) {
+                    return Err(format!(
+                        "{key}: the chunk decodes to {} bytes, not the {} of {shape} elements of {size} bytes",
+                        raw.len(),
+                        shape.saturating_mul(size as u64)
+                    ));
+                }
+                let raw = raw.into_owned();
+                if part.start == 0 && part.end * size == raw.len() {
+                    return Ok(Elements::Fixed(raw));
+                }
+                Ok(Elements::Fixed(raw[part.start * size..part.end * size].to_vec()))
+            }
             ArrayBytes::Variable(v) => {
                 let (raw, offsets) = v.into_parts();
-                let offsets = crate::decode::i32_offsets(offsets.iter().copied())?;
-                Ok(Elements::Variable { bytes: raw.into_owned(), offsets })
+                if offsets.len() as u64 != shape + 1 {
+                    return Err(format!(
+                        "{key}: the chunk decodes to {} elements, not {shape}",
+                        offsets.len() - 1
+                    ));
+                }
+                let (first, last) = (offsets[part.start], offsets[part.end]);
+                if first > last || last > raw.len() {
+                    return Err(format!("{key}: element offsets out of bounds"));
+                }
+                let offsets =
+                    crate::decode::i32_offsets(offsets[part.start..=part.end].iter().map(|o| o - first))?;
+                let bytes = if first == 0 && last == raw.len() {
+                    raw.into_owned()
+                } else {
+                    raw[first..last].to_vec()
+                };
+                Ok(Elements::Variable { bytes, offsets })
             }
             ArrayBytes::Optional(_) => Err("optional (masked) data types are not supported".into()),
         }
@@ -103,6 +167,26 @@ impl MetaColumn {
     fn chunk_of(&self, row: u64) -> usize {
         self.chunk_bounds.partition_point(|b| *b <= row).saturating_sub(1)
     }
+}
+
+/// Parts of consecutive chunks as one run of elements.
+fn concat_elements(parts: Vec<Elements>) -> std::result::Result<Elements, String> {
+    let mut fixed = Vec::new();
+    let (mut bytes, mut offsets) = (Vec::new(), vec![0i32]);
+    let mut variable = false;
+    for part in parts {
+        match part {
+            Elements::Fixed(raw) => fixed.extend_from_slice(&raw),
+            Elements::Variable { bytes: b, offsets: o } => {
+                variable = true;
+                let base = bytes.len();
+                crate::decode::offsets_fit(base.saturating_add(b.len()))?;
+                bytes.extend_from_slice(&b);
+                offsets.extend(o.iter().skip(1).map(|x| *x + base as i32));
+            }
+        }
+    }
+    Ok(if variable { Elements::Variable { bytes, offsets } } else { Elements::Fixed(fixed) })
 }
 
 /// `values` with the rows that `validity` marks `false` (or null) made null.

@@ -48,7 +48,11 @@ pub fn decode_chunk(compressed: &[u8], expected: usize, keep: usize) -> Result<(
         .ok_or("invalid zstd stream (no valid frame header)")?;
     BUFFER.with_borrow_mut(|raw| {
         raw.clear();
-        raw.reserve(capacity);
+        // The store's codec guard bounded `capacity`; the memory may still be
+        // unavailable (an address-space limit): an error, not an abort.
+        raw.try_reserve(capacity).map_err(|_| {
+            format!("decoding the chunk needs {capacity} bytes of memory, which cannot be allocated")
+        })?;
         let decoded = zstd::bulk::Decompressor::new()
             .and_then(|mut d| d.decompress_to_buffer(compressed, raw))
             .map_err(|e| format!("cannot decompress the chunk (zstd: {e})"));

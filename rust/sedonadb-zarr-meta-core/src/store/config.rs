@@ -57,7 +57,7 @@ fn invalid(display: &str, message: String) -> ZarrMetaError {
 }
 
 /// Our own keys: retries and the retry time budget (seconds).
-fn retry_policy(display: &str, options: &StorageOptions) -> Result<(usize, Duration)> {
+pub(crate) fn retry_policy(display: &str, options: &StorageOptions) -> Result<(usize, Duration)> {
     let mut max_retries = DEFAULT_MAX_RETRIES;
     let mut retry_timeout = Duration::from_secs_f64(DEFAULT_RETRY_TIMEOUT_SECS);
     if let Some(v) = options.0.get("max_retries") {

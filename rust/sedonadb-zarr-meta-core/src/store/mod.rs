@@ -44,6 +44,7 @@ pub mod config;
 pub mod icechunk;
 pub mod local;
 pub mod remote;
+pub mod verified;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -244,6 +245,14 @@ impl Store {
     fn open_remote(url: &Url, options: &ReadOptions) -> Result<Arc<Self>> {
         let display = display_uri(url);
         let (store, prefix, redactor) = config::build_store(&display, url, &options.storage_options)?;
+        let (retries, budget) = config::retry_policy(&display, &options.storage_options)?;
+        let kind = match object_store::ObjectStoreScheme::parse(url).map(|(s, _)| s) {
+            Ok(object_store::ObjectStoreScheme::AmazonS3) => "S3",
+            Ok(object_store::ObjectStoreScheme::GoogleCloudStorage) => "GCS",
+            Ok(object_store::ObjectStoreScheme::MicrosoftAzure) => "MicrosoftAzure",
+            _ => "HTTP",
+        };
+        let store = Arc::new(verified::Verified::new(store, kind, retries, budget));
         let listable = !matches!(url.scheme(), "http" | "https")
             || object_store::ObjectStoreScheme::parse(url)
                 .is_ok_and(|(s, _)| s != object_store::ObjectStoreScheme::Http);
@@ -271,6 +280,12 @@ impl Store {
         store: Arc<dyn object_store::ObjectStore>,
         options: &ReadOptions,
     ) -> Arc<Self> {
+        let store = Arc::new(verified::Verified::new(
+            store,
+            "object store",
+            config::DEFAULT_MAX_RETRIES,
+            std::time::Duration::from_secs_f64(config::DEFAULT_RETRY_TIMEOUT_SECS),
+        ));
         let remote = Arc::new(Remote::new(
             uri.to_string(),
             store,

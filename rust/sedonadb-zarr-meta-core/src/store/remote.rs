@@ -6,10 +6,11 @@
 //! for the chunks it will need next before it needs them ([`Remote::prefetch`]);
 //! zarrs' reads then find the bytes already here ([`RemoteStorage`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -33,6 +34,49 @@ use crate::runtime::{run, spawn};
 /// The asynchronous zarrs storage chunks are fetched through.
 type ZarrStore = dyn AsyncReadableListableStorageTraits;
 
+/// Objects up to this size are read whole when a part of one is asked for
+/// (a shard's index, then its inner chunks): one request serves the parts
+/// that follow, and a whole object's bytes are checked against its digest
+/// ([`super::verified`]), which a byte range cannot be.
+const WHOLE_READ_LIMIT: u64 = 16 << 20;
+/// Whole objects kept for the partial reads that follow: at most this many
+/// bytes, for at most [`RECENT_FOR`].
+const RECENT_BYTES: usize = 64 << 20;
+const RECENT_FOR: Duration = Duration::from_secs(10);
+
+/// Whole objects read recently for partial reads, most recent last.
+#[derive(Default)]
+struct Recent {
+    objects: VecDeque<(String, Instant, Bytes)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn get(&mut self, key: &str) -> Option<Bytes> {
+        while self.objects.front().is_some_and(|(_, at, _)| at.elapsed() > RECENT_FOR) {
+            self.pop();
+        }
+        self.objects.iter().find(|(k, ..)| k == key).map(|(.., b)| b.clone())
+    }
+
+    fn put(&mut self, key: &str, bytes: Bytes) {
+        if bytes.len() > RECENT_BYTES || self.objects.iter().any(|(k, ..)| k == key) {
+            return;
+        }
+        while self.bytes + bytes.len() > RECENT_BYTES {
+            self.pop();
+        }
+        self.bytes += bytes.len();
+        self.objects.push_back((key.to_string(), Instant::now(), bytes));
+    }
+
+    fn pop(&mut self) {
+        if let Some((.., b)) = self.objects.pop_front() {
+            self.bytes -= b.len();
+        }
+    }
+}
+
 /// A chunk being fetched ahead of need by the scan `owner`.
 struct Prefetched {
     owner: u64,
@@ -52,6 +96,7 @@ pub struct Remote {
     inflight: Mutex<HashMap<String, Prefetched>>,
     /// A listing started ahead of need: (prefix, its result).
     listing: Mutex<Option<(String, Receiver<Listing>)>>,
+    recent: Mutex<Recent>,
     redactor: Redactor,
     listable: bool,
     /// Whether this is an Icechunk session (whose messages need tidying).
@@ -92,6 +137,7 @@ impl Remote {
             limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
             inflight: Mutex::new(HashMap::new()),
             listing: Mutex::new(None),
+            recent: Mutex::default(),
             redactor,
             listable,
             icechunk: false,
@@ -113,6 +159,7 @@ impl Remote {
             limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
             inflight: Mutex::new(HashMap::new()),
             listing: Mutex::new(None),
+            recent: Mutex::default(),
             redactor,
             listable: true,
             icechunk: true,
@@ -345,6 +392,38 @@ impl Drop for Remote {
 /// The synchronous zarrs storage over a [`Remote`].
 pub struct RemoteStorage(pub Arc<Remote>);
 
+impl RemoteStorage {
+    /// `ranges` of `key`, neither prefetched nor read recently: from the whole
+    /// object where it is small (kept for the parts that follow), else by range.
+    fn read_parts<'a>(
+        &'a self,
+        key: &StoreKey,
+        ranges: Vec<ByteRange>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        if self.0.store.is_some() {
+            let size = ReadableStorageTraits::size_key(self, key)?;
+            let Some(size) = size else { return Ok(None) };
+            if size <= WHOLE_READ_LIMIT {
+                let Some(bytes) = ReadableStorageTraits::get(self, key)? else { return Ok(None) };
+                if let Ok(mut recent) = self.0.recent.lock() {
+                    recent.put(key.as_str(), bytes.clone());
+                }
+                let parts = slice_ranges(key, &bytes, &ranges)?;
+                return Ok(Some(Box::new(parts.into_iter().map(Ok))));
+            }
+        }
+        let owned = key.clone();
+        let parts: Option<Vec<Result<Bytes, StorageError>>> =
+            self.0.request(key.as_str(), move |zarr| async move {
+                match zarr.get_partial_many(&owned, Box::new(ranges.into_iter())).await? {
+                    Some(stream) => Ok(Some(stream.collect::<Vec<_>>().await)),
+                    None => Ok(None),
+                }
+            })?;
+        Ok(parts.map(|p| Box::new(p.into_iter()) as Box<dyn Iterator<Item = _>>))
+    }
+}
+
 fn slice_ranges(key: &StoreKey, bytes: &Bytes, ranges: &[ByteRange]) -> Result<Vec<Bytes>, StorageError> {
     let size = bytes.len() as u64;
     ranges
@@ -377,22 +456,16 @@ impl ReadableStorageTraits for RemoteStorage {
         byte_ranges: ByteRangeIterator<'a>,
     ) -> Result<MaybeBytesIterator<'a>, StorageError> {
         let ranges: Vec<ByteRange> = byte_ranges.collect();
-        if let Some(prefetched) = self.0.take(key) {
-            let Some(bytes) = prefetched.map_err(|e| self.0.storage_error(key.as_str(), e))? else {
-                return Ok(None);
-            };
-            let parts = slice_ranges(key, &bytes, &ranges)?;
-            return Ok(Some(Box::new(parts.into_iter().map(Ok))));
-        }
-        let owned = key.clone();
-        let parts: Option<Vec<Result<Bytes, StorageError>>> =
-            self.0.request(key.as_str(), move |zarr| async move {
-                match zarr.get_partial_many(&owned, Box::new(ranges.into_iter())).await? {
-                    Some(stream) => Ok(Some(stream.collect::<Vec<_>>().await)),
-                    None => Ok(None),
-                }
-            })?;
-        Ok(parts.map(|p| Box::new(p.into_iter()) as Box<dyn Iterator<Item = _>>))
+        let whole = match self.0.take(key) {
+            Some(prefetched) => prefetched.map_err(|e| self.0.storage_error(key.as_str(), e))?,
+            None => match self.0.recent.lock().ok().and_then(|mut r| r.get(key.as_str())) {
+                Some(bytes) => Some(bytes),
+                None => return self.read_parts(key, ranges),
+            },
+        };
+        let Some(bytes) = whole else { return Ok(None) };
+        let parts = slice_ranges(key, &bytes, &ranges)?;
+        Ok(Some(Box::new(parts.into_iter().map(Ok))))
     }
 
     fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
