@@ -132,7 +132,7 @@ def make_d2(path: Path, n: int, years: int | None = None) -> str:
     mode="a")`` appends produce (the row grid of chunks is the same)."""
     import pyarrow as pa
     from sedonadb_zarr_meta import write_meta
-    from sedonadb_zarr_meta._writer import hilbert_index
+    from sedonadb_zarr_meta._write import hilbert_index
 
     if not (path / "meta" / "bbox").exists():
         cols = _columns(n, 2, years or 1)

@@ -12,6 +12,12 @@ OPTION_KEYS: list[str]
 MAX_CONCURRENCY: int
 MAX_OPTIONS_BYTES: int
 OBJECT_STORE_SCHEMES: list[str]
+STATS_ATTRIBUTE: str
+VALIDITY_ATTRIBUTE: str
+VALIDITY_GROUP: str
+ICECHUNK_MARKERS: list[str]
+DEFAULT_MAX_RETRIES: int
+DEFAULT_RETRY_TIMEOUT_SECS: float
 
 class ZarrMetaError(Exception):
     """Base exception of sedonadb_zarr_meta."""
@@ -28,6 +34,10 @@ class MetaTable:
     def has_stats(self) -> bool: ...
     @property
     def attributes_json(self) -> str: ...
+    @property
+    def chunk_rows(self) -> dict[str, list[int]]: ...
+    @property
+    def statistics(self) -> dict[str, Any]: ...
     def __arrow_c_schema__(self) -> object: ...
     def scan(
         self,
