@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import zarr
-from sedonadb_zarr_meta import ZarrMetaSpec, list_versions, open_meta, register, write_meta
+from sedonadb_zarr_meta import ZarrMetaSpec, list_versions, open_meta, write_meta
 
 from .conftest import call, collect, items_table, write_group
 
@@ -36,14 +36,6 @@ def batch(n: int, start: int, seed: int) -> pa.Table:
 
 def ids(table: pa.Table) -> list[str]:
     return sorted(table.column("id").to_pylist())
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    import datafusion
-    import sedonadb
-
-    return {"sedonadb": register(sedonadb.connect()), "datafusion": register(datafusion.SessionContext())}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +90,7 @@ def test_versions_on_every_surface(repo, hosts, version, expected):
     for host, con in hosts.items():
         got = collect(con, f"SELECT id FROM {call(repo['path'], options)}")
         assert ids(got) == want, host
-    sedona = hosts["sedonadb"]
+    sedona = hosts["sedonadb"].con
     assert ids(pa.table(sedona.read_format(ZarrMetaSpec(options), repo["uri"]))) == want
     assert ids(pa.table(sedona.read(repo["uri"], format=ZarrMetaSpec(options)))) == want
     assert ids(pa.table(sedona.read(repo["uri"], format="zarr_meta", options=options))) == want
@@ -134,19 +126,12 @@ def test_spatial_filter_on_a_tag(repo, hosts):
         if shapely.intersects(shapely.from_wkb(b), shapely.from_wkt(area))
     )
     assert expected
-    sedona = hosts["sedonadb"]
-    got = collect(
-        sedona,
-        f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
-        f"WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{area}'), 4326))",
-    )
-    assert ids(got) == expected
-    got = collect(
-        hosts["datafusion"],
-        f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
-        f"WHERE ST_Intersects(bbox, sd_geomfromtext('{area}'))",
-    )
-    assert ids(got) == expected
+    for engine in hosts.values():
+        got = engine.collect(
+            f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
+            f"WHERE ST_Intersects(bbox, {engine.geometry(area)})"
+        )
+        assert ids(got) == expected, engine.name
 
 
 def test_list_versions(repo):
@@ -386,7 +371,7 @@ def test_s3_repository_on_every_surface(s3repo, hosts, repo):
         assert ids(pa.table(open_meta(uri, **options).scan())) == s3repo[want]
         for host, con in hosts.items():
             assert ids(collect(con, f"SELECT id FROM {call(uri, options)}")) == s3repo[want], host
-        sedona = hosts["sedonadb"]
+        sedona = hosts["sedonadb"].con
         assert ids(pa.table(sedona.read_format(ZarrMetaSpec(options), uri))) == s3repo[want]
     # Time travel across the network, joined in one query.
     query = (

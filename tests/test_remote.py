@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pytest
 import shapely
 import zarr
-from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
+from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, write_meta
 
 from . import s3proxy
 from .conftest import call, collect, items, items_table, regions_parquet, sjoin_pairs, write_group
@@ -84,22 +84,8 @@ def twins(s3, tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="module")
-def hosts():
-    import datafusion
-    import sedonadb
-
-    return {"sedonadb": register(sedonadb.connect()), "datafusion": register(datafusion.SessionContext())}
-
-
 def sorted_rows(table: pa.Table) -> pa.Table:
     return table.sort_by([(table.column_names[0], "ascending")]) if table.num_columns else table
-
-
-def geom(host: str, wkt: str) -> str:
-    if host == "sedonadb":
-        return f"ST_SetSRID(ST_GeomFromText('{wkt}'), 4326)"
-    return f"sd_geomfromtext('{wkt}')"
 
 
 # --- every surface returns what the local twin returns -------------------------------------------
@@ -157,7 +143,7 @@ QUERIES = [
 def test_sql_equals_local(s3, twins, hosts, host, store, query):
     local, remote, _ = twins[store]
     con = hosts[host]
-    q = query.replace("{area}", geom(host, AREA))
+    q = query.replace("{area}", con.geometry(AREA))
     expected = collect(con, q.format(t=call(local)))
     got = collect(con, q.format(t=call(remote, {"storage_options": s3_options(s3)})))
     assert got.schema == expected.schema
@@ -171,7 +157,8 @@ def test_sql_equals_local(s3, twins, hosts, host, store, query):
 
 
 def test_sedonadb_dataframe_surfaces_equal_local(s3, twins, hosts):
-    con = hosts["sedonadb"]
+    engine = hosts["sedonadb"]
+    con = engine.con
     local, remote, _ = twins["meta"]
     spec = ZarrMetaSpec({"storage_options": s3_options(s3)})
     expected = sorted_rows(pa.table(con.read_format(ZarrMetaSpec(), local)))
@@ -181,8 +168,8 @@ def test_sedonadb_dataframe_surfaces_equal_local(s3, twins, hosts):
     assert sorted_rows(pa.table(by_name)).equals(expected)
     df = con.read_format(ZarrMetaSpec(), remote, options={"storage_options": s3_options(s3)})
     df.to_view("remote_items", overwrite=True)
-    got = collect(con, f"SELECT id FROM remote_items WHERE ST_Intersects(bbox, {geom('sedonadb', AREA)})")
-    want = collect(con, f"SELECT id FROM {call(local)} WHERE ST_Intersects(bbox, {geom('sedonadb', AREA)})")
+    got = collect(con, f"SELECT id FROM remote_items WHERE ST_Intersects(bbox, {engine.geometry(AREA)})")
+    want = collect(con, f"SELECT id FROM {call(local)} WHERE ST_Intersects(bbox, {engine.geometry(AREA)})")
     assert sorted(got.column("id").to_pylist()) == sorted(want.column("id").to_pylist())
 
 
@@ -191,14 +178,9 @@ def test_spatial_join_equals_local(s3, twins, hosts, host):
     local, remote, data = twins["plain"]
     con = hosts[host]
     regions = twins["regions"]
-    if host == "sedonadb":
-        con.read_parquet(str(regions)).to_view("regions", overwrite=True)
-        join = "JOIN regions r ON ST_Intersects(m.bbox, r.geometry)"
-    else:
-        if "regions" not in con.catalog().schema().names():
-            con.register_parquet("regions", str(regions))
-        join = "JOIN regions r ON ST_Intersects(m.bbox, sd_geomfromwkb(r.geometry))"
-    q = "SELECT m.id, r.region FROM {t} m " + join
+    if host == "sedonadb" or "regions" not in con.con.catalog().schema().names():
+        con.register_geoparquet("regions", regions)
+    q = "SELECT m.id, r.region FROM {t} m JOIN regions r ON ST_Intersects(m.bbox, r.geometry)"
     got = collect(con, q.format(t=call(remote, {"storage_options": s3_options(s3)})))
     pairs = sorted(zip(got.column("id").to_pylist(), got.column("region").to_pylist()))
     assert pairs == sjoin_pairs(data, regions)
@@ -317,7 +299,7 @@ def test_selective_query_fetches_only_matching_chunks(s3, twins, hosts, host):
     full = collect(con, f"SELECT id, bbox FROM {t}")
     full_stats = s3.control.stats()
     s3.control.reset()
-    q = f"SELECT id FROM {t} WHERE ST_Intersects(bbox, {geom(host, AREA)})"
+    q = f"SELECT id FROM {t} WHERE ST_Intersects(bbox, {con.geometry(AREA)})"
     got = collect(con, q)
     sel_stats = s3.control.stats()
     expected = collect(con, q.replace(t, call(local)))

@@ -9,6 +9,7 @@ import shapely
 from sedonadb_zarr_meta import ZarrMetaSpec, register
 
 from .conftest import call, collect, regions_parquet, sjoin_pairs, write_group
+from .engines import SedonaDB
 
 AREA = "POLYGON((-20 -10, 40 -10, 40 35, -20 35, -20 -10))"
 
@@ -61,12 +62,6 @@ def test_count_where_and_limit(host, items_store, items_data):
     assert collect(host, f"SELECT id FROM {call(items_store)} LIMIT 9").num_rows == 9
 
 
-def _literal(host_is_sedona: bool) -> str:
-    if host_is_sedona:
-        return f"ST_SetSRID(ST_GeomFromText('{AREA}'), 4326)"
-    return f"ST_GeomFromText('{AREA}')"
-
-
 def test_st_intersects_literal(host, sedona, items_store, items_data):
     expected = sorted(
         items_data["id"][
@@ -74,7 +69,7 @@ def test_st_intersects_literal(host, sedona, items_store, items_data):
         ].tolist()
     )
     if host is sedona:
-        query = f"SELECT id FROM {call(items_store)} m WHERE ST_Intersects(m.bbox, {_literal(True)})"
+        query = f"SELECT id FROM {call(items_store)} m WHERE ST_Intersects(m.bbox, {SedonaDB.geometry(AREA)})"
     else:
         # datafusion-python: the literal must carry the column's CRS.
         query = (
