@@ -46,6 +46,8 @@ class Engine:
 
     #: The host's name, as ``zarr-meta query --host`` and the tests' parameters spell it.
     name: ClassVar[str]
+    #: The class a missing store or version raises when the host plans a query (README's table).
+    missing_store_error: ClassVar[type[Exception]]
 
     def __init__(self) -> None:
         from sedonadb_zarr_meta import register
@@ -103,6 +105,7 @@ class SedonaDB(Engine):
     """SedonaDB 0.5 (``sedonadb.connect()``)."""
 
     name = "sedonadb"
+    missing_store_error = FileNotFoundError
 
     def connect(self) -> Any:
         import sedonadb
@@ -122,6 +125,7 @@ class DataFusion(Engine):
     """datafusion-python 54.1 (``datafusion.SessionContext()``) with SedonaDB's ``ST_*``."""
 
     name = "datafusion"
+    missing_store_error = ValueError
 
     def connect(self) -> Any:
         import datafusion
