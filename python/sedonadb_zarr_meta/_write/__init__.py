@@ -23,7 +23,7 @@ commit) and ``append`` (rows added to a written group).
 
 from __future__ import annotations
 
-from sedonadb_zarr_meta._write.stats import DEFAULT_CHUNK_SIZE, hilbert_index
+from sedonadb_zarr_meta._write.stats import DEFAULT_CHUNK_SIZE
 from sedonadb_zarr_meta._write.writer import ingest_stac_search, write_meta
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "hilbert_index", "ingest_stac_search", "write_meta"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "ingest_stac_search", "write_meta"]

@@ -9,7 +9,14 @@ import numpy as np
 
 from sedonadb_zarr_meta._write.columns import Column
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "block_stats", "hilbert_index", "sort_order", "stats_document"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "block_stats",
+    "geometries",
+    "geometry_bounds",
+    "sort_order",
+    "stats_document",
+]
 
 #: Rows per chunk, and per statistics block, when none is given.
 DEFAULT_CHUNK_SIZE = 100_000
@@ -20,15 +27,22 @@ def stats_document(rows: int, block_rows: int, columns: dict[str, Any]) -> dict[
     return {"version": 1, "num_rows": rows, "block_rows": block_rows, "columns": columns}
 
 
-def geometry_bounds(values: np.ndarray) -> np.ndarray:
-    """``(xmin, ymin, xmax, ymax)`` of each WKB value; NaN rows for missing (empty) or empty ones."""
+def geometries(values: np.ndarray) -> np.ndarray:
+    """Shapely geometries of WKB values; ``None`` for missing (empty) ones."""
     import shapely
 
     geoms = np.empty(len(values), dtype=object)
     present = np.array([len(v) > 0 for v in values], dtype=bool)
     geoms[present] = shapely.from_wkb(values[present])
     geoms[~present] = None
-    return shapely.bounds(geoms)
+    return geoms
+
+
+def geometry_bounds(values: np.ndarray) -> np.ndarray:
+    """``(xmin, ymin, xmax, ymax)`` of each WKB value; NaN rows for missing (empty) or empty ones."""
+    import shapely
+
+    return shapely.bounds(geometries(values))
 
 
 def _min_max(values: np.ndarray, starts: range, block_rows: int, valid: Any, cast: Any) -> dict[str, list]:
@@ -88,44 +102,24 @@ def block_stats(col: Column, block_rows: int) -> dict[str, Any] | None:
     return None
 
 
-def hilbert_index(
-    x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float], order: int = 16
-) -> np.ndarray:
-    """Hilbert curve index of points (x, y) on a 2^order grid over ``bounds``."""
-    n = 1 << order
-    xmin, ymin, xmax, ymax = bounds
-    sx = (xmax - xmin) or 1.0
-    sy = (ymax - ymin) or 1.0
-    xi = np.clip(((x - xmin) / sx * (n - 1)).astype(np.int64), 0, n - 1)
-    yi = np.clip(((y - ymin) / sy * (n - 1)).astype(np.int64), 0, n - 1)
-    d = np.zeros(len(xi), dtype=np.int64)
-    s = n >> 1
-    while s > 0:
-        rx = ((xi & s) > 0).astype(np.int64)
-        ry = ((yi & s) > 0).astype(np.int64)
-        d += s * s * ((3 * rx) ^ ry)
-        # rotate
-        flip = ry == 0
-        swap_x = np.where(flip & (rx == 1), n - 1 - xi, xi)
-        swap_y = np.where(flip & (rx == 1), n - 1 - yi, yi)
-        xi, yi = np.where(flip, swap_y, xi), np.where(flip, swap_x, yi)
-        s >>= 1
-    return d
-
-
 def sort_order(columns: list[Column]) -> np.ndarray | None:
-    """Row order along a Hilbert curve of the first geometry column's bbox centres (rows
-    without a geometry last), or ``None`` when there is nothing to sort by."""
+    """Row order along a Hilbert curve (geopandas' ``hilbert_distance``, level 16) of the first
+    geometry column's bbox centres over the extent of those centres; rows without a geometry
+    last. ``None`` when there is nothing to sort by."""
+    import geopandas
+    import shapely
+
     geo = next((c for c in columns if c.kind == "geometry"), None)
     if geo is None:
         return None
-    b = geometry_bounds(geo.values)
+    geoms = geometries(geo.values)
+    b = shapely.bounds(geoms)
     cx = (b[:, 0] + b[:, 2]) / 2
     cy = (b[:, 1] + b[:, 3]) / 2
     valid = ~np.isnan(cx)
     if not valid.any():
         return None
-    bounds = (np.nanmin(cx), np.nanmin(cy), np.nanmax(cx), np.nanmax(cy))
+    extent = (np.nanmin(cx), np.nanmin(cy), np.nanmax(cx), np.nanmax(cy))
     key = np.full(len(cx), np.iinfo(np.int64).max)
-    key[valid] = hilbert_index(cx[valid], cy[valid], bounds)
+    key[valid] = geopandas.GeoSeries(geoms[valid]).hilbert_distance(total_bounds=extent, level=16).to_numpy()
     return np.argsort(key, kind="stable")
