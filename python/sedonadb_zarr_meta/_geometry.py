@@ -4,16 +4,17 @@ bounding boxes (the one place a box becomes a polygon: split in two across the a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["boxes_to_wkb", "geojson_to_wkb"]
+__all__ = ["Footprints", "bbox_struct_to_wkb", "boxes_to_wkb", "geojson_to_wkb"]
 
-#: GeoJSON geometry types whose empty parts are dropped (they cover nothing, and SedonaDB 0.5
-#: cannot print them as WKT).
-_MULTI = {"MultiPoint": "multipoints", "MultiLineString": "multilinestrings", "MultiPolygon": "multipolygons"}
+#: Multi-geometries (by shapely type id) whose empty parts are dropped, and how to rebuild them
+#: (empty parts cover nothing, and SedonaDB 0.5 cannot print them as WKT).
+_MULTI = {4: "multipoints", 5: "multilinestrings", 6: "multipolygons"}
 
 
 def _to_wkb(geometries: np.ndarray) -> list[bytes | None]:
@@ -69,16 +70,12 @@ def _parse_one(text: str, where: str, error: type[Exception]) -> Any:
         raise error(f"{where}: not a valid GeoJSON geometry ({e})") from None
 
 
-def _check(geometry: Any, where: str, error: type[Exception]) -> None:
-    if not isinstance(geometry, dict):
-        raise error(f"{where}: a geometry must be a GeoJSON object")
-
-
-def _without_empty_parts(geometries: np.ndarray, kinds: Sequence[str | None]) -> None:
+def _without_empty_parts(geometries: np.ndarray) -> None:
     """Drop the empty parts of multi-geometries, in place."""
     import shapely
 
-    multi = np.array([k in _MULTI for k in kinds], dtype=bool)
+    types = shapely.get_type_id(geometries)
+    multi = np.isin(types, list(_MULTI))
     if not multi.any():
         return
     parts, owner = shapely.get_parts(geometries[multi], return_index=True)
@@ -88,32 +85,136 @@ def _without_empty_parts(geometries: np.ndarray, kinds: Sequence[str | None]) ->
     rows = np.flatnonzero(multi)
     for i in np.unique(owner[empty]):
         row = rows[i]
-        geometries[row] = getattr(shapely, _MULTI[kinds[row]])(parts[(owner == i) & ~empty])
+        geometries[row] = getattr(shapely, _MULTI[int(types[row])])(parts[(owner == i) & ~empty])
+
+
+def _flat_polygon(rings: Any) -> tuple[array, array, list[int]] | None:
+    """The x and y of a GeoJSON polygon's rings and each ring's length; ``None`` unless it has
+    rings, every position is two numbers and every ring is closed (GEOS then parses it, or says
+    why not)."""
+    xs, ys, lengths = array("d"), array("d"), []
+    if not rings:  # empty: GEOS builds those (shapely's ragged arrays do not take them)
+        return None
+    try:
+        for ring in rings:
+            if len(ring) < 4 or ring[0] != ring[-1]:
+                return None
+            for x, y in ring:
+                xs.append(x)
+                ys.append(y)
+            lengths.append(len(ring))
+    except (TypeError, ValueError):
+        return None
+    return xs, ys, lengths
+
+
+class _Polygons:
+    """Polygons (``multi`` false) or MultiPolygons as flat coordinates and offsets, the layout
+    ``shapely.from_ragged_array`` builds them from in one call."""
+
+    def __init__(self, multi: bool) -> None:
+        self.multi = multi
+        self.xs, self.ys = array("d"), array("d")
+        #: Offsets of rings into the coordinates, of polygons into the rings, of multi-polygons
+        #: into the polygons.
+        self.rings, self.polygons, self.parts = [0], [0], [0]
+
+    def add(self, coordinates: Any) -> bool:
+        """Add one geometry's ``coordinates``; false (nothing added) when they are not plain."""
+        if not isinstance(coordinates, list) or not coordinates:
+            return False
+        flat = [_flat_polygon(p) for p in coordinates] if self.multi else [_flat_polygon(coordinates)]
+        if any(f is None for f in flat):
+            return False
+        for xs, ys, lengths in flat:
+            self.xs.extend(xs)
+            self.ys.extend(ys)
+            for n in lengths:
+                self.rings.append(self.rings[-1] + n)
+            self.polygons.append(len(self.rings) - 1)
+        self.parts.append(len(self.polygons) - 1)
+        return True
+
+    def build(self) -> np.ndarray:
+        import shapely
+
+        xy = np.stack([np.frombuffer(self.xs), np.frombuffer(self.ys)], axis=1)
+        if self.multi:
+            offsets = (self.rings, self.polygons, self.parts)
+            kind = shapely.GeometryType.MULTIPOLYGON
+        else:
+            offsets, kind = (self.rings, self.polygons), shapely.GeometryType.POLYGON
+        return shapely.from_ragged_array(kind, xy, tuple(np.asarray(o, dtype=np.int64) for o in offsets))
+
+
+class Footprints:
+    """GeoJSON geometries gathered one at a time and turned into ISO WKB at the end,
+    coordinates exactly as given; empty parts of multi-geometries are dropped and ``None`` stays
+    ``None``.
+
+    Plain Polygons and MultiPolygons (the usual STAC footprints: 2-D positions, closed rings)
+    are kept as flat coordinates and built by shapely in one call each; other geometries are
+    kept as GeoJSON text for GEOS to parse. Neither keeps the parsed JSON alive.
+    """
+
+    _NONE, _POLYGON, _MULTIPOLYGON, _TEXT = range(4)
+
+    def __init__(self) -> None:
+        self._kinds = array("b")
+        self._polygons = (_Polygons(multi=False), _Polygons(multi=True))
+        self._texts: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def add(self, geometry: dict[str, Any] | None) -> None:
+        if geometry is None:
+            self._kinds.append(self._NONE)
+            return
+        kind = geometry.get("type")
+        multi = kind == "MultiPolygon"
+        if kind in ("Polygon", "MultiPolygon") and self._polygons[multi].add(geometry.get("coordinates")):
+            self._kinds.append(self._MULTIPOLYGON if multi else self._POLYGON)
+            return
+        self._kinds.append(self._TEXT)
+        self._texts.append(json.dumps(geometry))
+
+    def wkb(self, where: Callable[[int], str], error: type[Exception] = ValueError) -> list[bytes | None]:
+        """The geometries added, as WKB.
+
+        Raises:
+            error: naming ``where(i)`` for the first geometry ``i`` that is not valid GeoJSON.
+        """
+        import shapely
+
+        kinds = np.frombuffer(self._kinds, dtype=np.int8)
+        out = np.full(len(kinds), None, dtype=object)
+        for kind, polygons in zip((self._POLYGON, self._MULTIPOLYGON), self._polygons):
+            if (kinds == kind).any():
+                out[kinds == kind] = polygons.build()
+        rows = np.flatnonzero(kinds == self._TEXT)
+        try:
+            out[rows] = shapely.from_geojson(self._texts)
+        except shapely.errors.GEOSException:
+            out[rows] = [_parse_one(t, where(int(i)), error) for t, i in zip(self._texts, rows)]
+        _without_empty_parts(out)
+        return _to_wkb(out)
 
 
 def geojson_to_wkb(
-    geometries: Sequence[dict[str, Any] | None], where: Sequence[str], error: type[Exception] = ValueError
+    geometries: Sequence[dict[str, Any] | None],
+    where: Callable[[int], str],
+    error: type[Exception] = ValueError,
 ) -> list[bytes | None]:
-    """ISO WKB of GeoJSON geometries, coordinates exactly as given; empty parts of
-    multi-geometries are dropped and ``None`` stays ``None``.
+    """ISO WKB of GeoJSON geometry objects (see :class:`Footprints`).
 
     Raises:
-        error: naming ``where[i]`` for the first geometry that is not valid GeoJSON.
+        error: naming ``where(i)`` for the first geometry ``i`` that is not valid GeoJSON.
     """
-    import shapely
-
-    present = [i for i, g in enumerate(geometries) if g is not None]
-    for i in present:
-        _check(geometries[i], where[i], error)
-    texts = [json.dumps(geometries[i]) for i in present]
-    try:
-        parsed = shapely.from_geojson(texts)
-    except shapely.errors.GEOSException:
-        parsed = np.array([_parse_one(t, where[i], error) for t, i in zip(texts, present)], dtype=object)
-    out = np.full(len(geometries), None, dtype=object)
-    out[present] = parsed
-    _without_empty_parts(out, [g.get("type") if g is not None else None for g in geometries])
-    return _to_wkb(out)
+    footprints = Footprints()
+    for g in geometries:
+        footprints.add(g)
+    return footprints.wkb(where, error)
 
 
 def bbox_struct_to_wkb(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sedonadb_zarr_meta._geometry import bbox_struct_to_wkb, boxes_to_wkb, geojson_to_wkb
+from sedonadb_zarr_meta._geometry import Footprints, bbox_struct_to_wkb, boxes_to_wkb
 
 #: Top-level item members that are not columns.
 _SKIPPED = frozenset({"type", "links", "properties", "assets", "bbox", "geometry"})
@@ -225,52 +226,64 @@ class _Columns:
     def __init__(self) -> None:
         self.fields: dict[str, list[Any]] = {}
         self.ids: list[str] = []
-        self.edges: list[tuple[float, float, float, float, float | None, float | None]] = []
-        self.geometries: list[dict[str, Any] | None] = []
-        self.where: list[str] = []
-
-    def put(self, name: str, value: Any) -> None:
-        row = len(self.ids) - 1
-        column = self.fields.get(name)
-        if column is None:
-            column = self.fields[name] = [None] * row
-        elif len(column) < row:
-            column.extend([None] * (row - len(column)))
-        column.append(value)
+        #: The boxes' edges (NaN without a bbox) and height ranges, and the footprints: kept in
+        #: forms the garbage collector does not track, and turned into WKB at the end.
+        self.edges = tuple(array("d") for _ in range(4))
+        self.zmin: list[float | None] = []
+        self.zmax: list[float | None] = []
+        self.footprints = Footprints()
 
     def add(self, item: dict[str, Any]) -> None:
-        where = f"item {item['id']!r}"
+        fields = self.fields
+        row = len(self.ids)
+
+        def put(name: str, value: Any) -> None:
+            column = fields.get(name)
+            if column is None:
+                column = fields[name] = [None] * row
+            elif len(column) < row:
+                column.extend([None] * (row - len(column)))
+            column.append(value)
+
+        self._add_geometry(item)
         self.ids.append(item["id"])
-        self.edges.append(bbox_edges(item.get("bbox"), f"{where} bbox"))
-        self.geometries.append(item.get("geometry"))
-        self.where.append(f"{where} geometry")
         for key, value in item.items():
             if key not in _SKIPPED and key != "id":
-                self.put(key, value)
+                put(key, value)
         for key, value in item["properties"].items():
             if key != "id":
-                self.put(key, value)
+                put(key, value)
         rest: dict[str, Any] = {}
         for asset_key, asset in (item.get("assets") or {}).items():
             if not isinstance(asset, dict):
-                raise StacError(f"{where}: asset {asset_key!r} is not an object")
+                raise StacError(f"item {item['id']!r}: asset {asset_key!r} is not an object")
             for field in ASSET_COLUMNS:
                 if field in asset:
-                    self.put(f"asset:{asset_key}:{field}", asset[field])
+                    put(f"asset:{asset_key}:{field}", asset[field])
             others = {k: v for k, v in asset.items() if k not in ASSET_COLUMNS}
             if others:
                 rest[asset_key] = others
         if rest:
-            self.put("assets", rest)
+            put("assets", rest)
+
+    def _add_geometry(self, item: dict[str, Any]) -> None:
+        *edges, zmin, zmax = bbox_edges(item.get("bbox"), f"item {item['id']!r} bbox")
+        geometry = item.get("geometry")
+        if geometry is not None and not isinstance(geometry, dict):
+            raise StacError(f"item {item['id']!r} geometry: a geometry must be a GeoJSON object")
+        for column, value in zip(self.edges, edges):
+            column.append(value)
+        self.zmin.append(zmin)
+        self.zmax.append(zmax)
+        self.footprints.add(geometry)
 
     def geometry_columns(self) -> dict[str, pa.Array]:
         """``bbox`` (with ``bbox:zmin``/``bbox:zmax`` for 3-D boxes) and ``geometry`` as WKB."""
-        w, s, e, n, zmin, zmax = zip(*self.edges)
-        columns = {"bbox": pa.array(boxes_to_wkb(w, s, e, n), pa.binary())}
-        if any(v is not None for v in zmin):
-            columns["bbox:zmin"] = pa.array(zmin, pa.float64())
-            columns["bbox:zmax"] = pa.array(zmax, pa.float64())
-        footprints = geojson_to_wkb(self.geometries, self.where, StacError)
+        columns = {"bbox": pa.array(boxes_to_wkb(*(np.frombuffer(e) for e in self.edges)), pa.binary())}
+        if any(v is not None for v in self.zmin):
+            columns["bbox:zmin"] = pa.array(self.zmin, pa.float64())
+            columns["bbox:zmax"] = pa.array(self.zmax, pa.float64())
+        footprints = self.footprints.wkb(lambda i: f"item {self.ids[i]!r} geometry", StacError)
         columns["geometry"] = pa.array(footprints, pa.binary())
         return columns
 
