@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ FORMATS = {"parquet": (".parquet", ".geoparquet", ".pq"), "csv": (".csv",), "geo
 #: The column GeoJSON features take their ``id`` from, a copy of ``id`` (GDAL moves the column
 #: it names out of the properties, and ``id`` stays a property too).
 _FEATURE_ID = "zarr_meta:feature_id"
+#: CRSs known without asking PROJ to be longitude/latitude on WGS 84, as GeoJSON expects.
+_LONLAT = ("OGC:CRS84", "EPSG:4326")
 
 
 def output_format(out: str | None, fmt: str | None) -> str | None:
@@ -44,25 +45,6 @@ def output_format(out: str | None, fmt: str | None) -> str | None:
     raise UsageError(
         f"cannot tell the format of {out!r} from its extension; use --format parquet, csv or geojson"
     )
-
-
-class _Counted:
-    """An Arrow stream passed through batch by batch, counting its rows."""
-
-    def __init__(self, reader: Any, schema: Any = None, convert: Any = None) -> None:
-        import pyarrow as pa
-
-        self.rows = 0
-        self._reader = reader
-        self._convert = convert or simplify
-        self.schema = schema if schema is not None else simplify_schema(reader.schema)
-        self.stream = pa.RecordBatchReader.from_batches(self.schema, self._batches())
-
-    def _batches(self) -> Iterator[Any]:
-        for batch in self._reader:
-            batch = self._convert(batch)
-            self.rows += batch.num_rows
-            yield batch
 
 
 def write(reader: Any, fmt: str, out: str | None) -> int:
@@ -82,9 +64,12 @@ def write(reader: Any, fmt: str, out: str | None) -> int:
 
 def _write_parquet(reader: Any, path: str) -> int:
     """GeoParquet (the CRS of each geometry column in its metadata), by SedonaDB."""
-    counted = _Counted(reader)
-    hosts.sedonadb_frame(counted.stream).to_parquet(path, single_file_output=True)
-    return counted.rows
+    import pyarrow.parquet as pq
+
+    _, frame = hosts.sedonadb_frame(reader)
+    # Snappy, as pyarrow writes by default: SedonaDB's zstd(3) makes exports slower.
+    frame.to_parquet(path, single_file_output=True, compression="snappy")
+    return pq.read_metadata(path).num_rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,10 +128,12 @@ def _primary_geometry(schema: Any) -> int | None:
 
 def _note_crs(field: Any) -> None:
     """Say so when the features' geometry is not longitude/latitude, as GeoJSON readers expect."""
+    crs = geometry_crs(field)[1]
+    if crs is None or crs in _LONLAT:
+        return
     import pyproj
 
-    crs = geometry_crs(field)[1]
-    if crs is None or pyproj.CRS.from_user_input(crs).equals("OGC:CRS84", ignore_axis_order=True):
+    if pyproj.CRS.from_user_input(crs).equals("OGC:CRS84", ignore_axis_order=True):
         return
     print(
         f"{PROG}: note: column {field.name!r} has CRS {crs_label(crs)}; GeoJSON readers expect "
@@ -155,47 +142,48 @@ def _note_crs(field: Any) -> None:
     )
 
 
-def _geojson_columns(schema: Any, primary: int | None) -> tuple[Any, Any]:
-    """The schema GDAL is given (other geometry columns as WKT text, plus the feature id column)
-    and the conversion of each batch to it."""
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _geojson_select(schema: Any, primary: int | None) -> tuple[str, bool]:
+    """The SQL that gives GDAL what GeoJSON holds: geometry columns other than the features'
+    as WKT text, and a copy of a text or integer ``id`` as the features' ids; and whether
+    there is one."""
     import pyarrow as pa
 
-    schema = simplify_schema(schema)
-    as_text = {i for i, f in enumerate(schema) if i != primary and geometry_crs(f)[0]}
-    fields = [pa.field(f.name, pa.string()) if i in as_text else f for i, f in enumerate(schema)]
+    columns = []
+    for i, field in enumerate(schema):
+        if i != primary and geometry_crs(field)[0]:
+            columns.append(f"ST_AsText({_quoted(field.name)}) AS {_quoted(field.name)}")
+        else:
+            columns.append(_quoted(field.name))
     ids = schema.get_field_index("id")
-    has_id = ids >= 0 and (
-        pa.types.is_string(schema.field(ids).type) or pa.types.is_integer(schema.field(ids).type)
+    t = schema.field(ids).type if ids >= 0 else None
+    has_id = t is not None and (
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
     )
     if has_id:
-        fields.append(pa.field(_FEATURE_ID, schema.field(ids).type))
-    out = pa.schema(fields, metadata=schema.metadata)
-
-    def convert(batch: Any) -> Any:
-        batch = simplify(batch)
-        columns = [
-            pa.array(as_texts(f, c, precise=True), pa.string()) if i in as_text else c
-            for i, (f, c) in enumerate(zip(batch.schema, batch.columns))
-        ]
-        if has_id:
-            columns.append(batch.column(ids))
-        return pa.RecordBatch.from_arrays(columns, schema=out)
-
-    return out, convert
+        columns.append(f'"id" AS {_quoted(_FEATURE_ID)}')
+    return f"SELECT {', '.join(columns)} FROM zarr_meta_result", has_id
 
 
 def _write_geojson(reader: Any, out: str | None) -> int:
-    """A FeatureCollection, by SedonaDB's GDAL writer (``out`` ``None``: to stdout)."""
-    primary = _primary_geometry(reader.schema)
+    """A FeatureCollection, by SedonaDB's GDAL writer (``out`` ``None``: to stdout); returns the
+    number of features written to a file (0 for stdout, which does not say)."""
+    schema = reader.schema
+    primary = _primary_geometry(schema)
     if primary is not None:
-        _note_crs(reader.schema.field(primary))
-    schema, convert = _geojson_columns(reader.schema, primary)
-    counted = _Counted(reader, schema, convert)
-    options: dict[str, Any] = {"WRITE_NAME": "NO"}
-    if schema.get_field_index(_FEATURE_ID) >= 0:
+        _note_crs(schema.field(primary))
+    con, frame = hosts.sedonadb_frame(reader)
+    frame.to_view("zarr_meta_result", overwrite=True)
+    sql, has_id = _geojson_select(schema, primary)
+    # Every digit: GDAL's default keeps 15 decimals, which does not give doubles back exactly.
+    options: dict[str, Any] = {"WRITE_NAME": "NO", "SIGNIFICANT_FIGURES": 17}
+    if has_id:
         options["ID_FIELD"] = _FEATURE_ID
     target: Any = io.BytesIO() if out is None else out
-    hosts.sedonadb_frame(counted.stream).to_pyogrio(
+    con.sql(sql).to_pyogrio(
         target,
         driver="GeoJSON",
         geometry_name=None if primary is None else schema.field(primary).name,
@@ -203,4 +191,7 @@ def _write_geojson(reader: Any, out: str | None) -> int:
     )
     if out is None:
         sys.stdout.buffer.write(target.getvalue())
-    return counted.rows
+        return 0
+    import pyogrio
+
+    return int(pyogrio.read_info(out, force_feature_count=True)["features"])

@@ -55,8 +55,9 @@ def connect(host: str, uri: str, options: Mapping[str, Any], table: str) -> Any:
     return ctx
 
 
-def sedonadb_frame(stream: Any) -> Any:
-    """A SedonaDB DataFrame reading an Arrow stream (e.g. a datafusion-python result), for
-    SedonaDB's file writers."""
+def sedonadb_frame(stream: Any) -> tuple[Any, Any]:
+    """A SedonaDB context and a DataFrame of it reading an Arrow stream (a result of either
+    host, passed through the Arrow C stream interface), for SedonaDB's file writers."""
     sedonadb = _import("sedonadb")
-    return sedonadb.connect().create_data_frame(stream)
+    con = sedonadb.connect()
+    return con, con.create_data_frame(stream)

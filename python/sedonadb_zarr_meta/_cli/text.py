@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "as_texts",
@@ -28,6 +31,8 @@ __all__ = [
 _GEOARROW_WKB = "geoarrow.wkb"
 #: Longest cell printed by ``query`` before it is cut.
 _CELL_WIDTH = 60
+#: A CRS given as an authority code, e.g. ``EPSG:32633`` or ``OGC:CRS84``.
+_AUTHORITY_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]*:[A-Za-z0-9_.]+")
 #: Decimal places of coordinates in printed tables (files get every digit).
 _PRINTED_DECIMALS = 6
 
@@ -76,6 +81,8 @@ def crs_label(crs: Any) -> str:
     """A short name of a CRS (a code, WKT2 or PROJJSON): its authority code, else its name."""
     if crs is None:
         return "unknown"
+    if isinstance(crs, str) and _AUTHORITY_CODE.fullmatch(crs.strip()):
+        return crs.strip()  # a code is its own label (and PROJ need not be loaded for it)
     import pyproj
 
     try:
@@ -96,16 +103,18 @@ def storage_array(column: Any) -> Any:
 
 
 def wkb_as_text(column: Any, *, precise: bool = False) -> list[str | None]:
-    """A WKB column as WKT (every digit if ``precise``, else six decimals); WKB that does not
-    parse as hex; nulls stay ``None``."""
-    import geoarrow.pyarrow as ga
+    """A WKB column as WKT by shapely (GEOS's 16 significant digits if ``precise``, else six
+    decimals); values that are not WKB as hex; nulls stay ``None``."""
+    import shapely
 
-    storage = storage_array(column)
-    try:
-        wkt = ga.format_wkt(ga.wkb().wrap_array(storage), precision=None if precise else _PRINTED_DECIMALS)
-    except Exception:  # noqa: BLE001 - not WKB: shown as bytes, as other binary values are
-        return [None if v is None else bytes(v).hex() for v in storage.to_pylist()]
-    return wkt.to_pylist()
+    values = storage_array(column).to_numpy(zero_copy_only=False)
+    present = values != None  # noqa: E711 - elementwise
+    geometries = shapely.from_wkb(np.where(present, values, None), on_invalid="ignore")
+    texts = shapely.to_wkt(geometries, rounding_precision=-1 if precise else _PRINTED_DECIMALS)
+    return [
+        None if v is None else bytes(v).hex() if t is None else str(t)
+        for v, t in zip(values.tolist(), texts.tolist())
+    ]
 
 
 # --------------------------------------------------------------------------------------------
