@@ -130,14 +130,17 @@ def make_d2(path: Path, n: int, years: int | None = None) -> str:
     spread over that many years, in acquisition-month order and sorted in
     space within each month, which is what monthly ``write_meta(sort=True,
     mode="a")`` appends produce (the row grid of chunks is the same)."""
+    import geopandas
     import pyarrow as pa
+    import shapely
     from sedonadb_zarr_meta import write_meta
-    from sedonadb_zarr_meta._writer import hilbert_index
 
     if not (path / "meta" / "bbox").exists():
         cols = _columns(n, 2, years or 1)
         cx, cy = cols["x"] + cols["w"] / 2, cols["y"] + cols["h"] / 2
-        keys = [hilbert_index(cx, cy, (-180, -60, 180, 75))]
+        # The Hilbert key write_meta(sort=True) uses, over the whole area of the generator.
+        centres = geopandas.GeoSeries(shapely.points(cx, cy))
+        keys = [centres.hilbert_distance(total_bounds=(-180, -60, 180, 75), level=16).to_numpy()]
         if years:
             keys.append(cols["date"].astype("datetime64[M]").astype("int64"))  # last key sorts first
         order = np.lexsort(keys)

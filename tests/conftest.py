@@ -20,6 +20,8 @@ import pytest
 import shapely
 import zarr
 
+from .engines import Engine, engines
+
 # Tests talk to servers on 127.0.0.1 only. An S3 client without credentials
 # asks the instance-metadata endpoint for them: point it at a closed loopback port.
 os.environ["AWS_METADATA_ENDPOINT"] = "http://127.0.0.1:9"
@@ -141,7 +143,10 @@ def items_table(n: int = 500, seed: int = 7) -> pa.Table:
 
 
 def collect(con, query: str) -> pa.Table:
-    """The result of ``query`` on a SedonaDB or datafusion-python context, as a pyarrow Table."""
+    """The result of ``query`` on an :class:`Engine`, or on a SedonaDB or datafusion-python
+    context, as a pyarrow Table."""
+    if isinstance(con, Engine):
+        return con.collect(query)
     df = con.sql(query)
     return pa.table(df) if hasattr(df, "__arrow_c_stream__") else df.to_arrow_table()
 
@@ -183,6 +188,12 @@ def items_data() -> dict[str, np.ndarray]:
 @pytest.fixture
 def items_store(tmp_path: Path, items_data: dict[str, np.ndarray]) -> str:
     return write_group(tmp_path / "items.zarr", items_data, chunks=64)
+
+
+@pytest.fixture(scope="module")
+def hosts() -> dict[str, Engine]:
+    """An engine of each host (SedonaDB, datafusion-python), shared by a module's tests."""
+    return engines()
 
 
 @pytest.fixture

@@ -335,6 +335,34 @@ def test_query_out_geojson(tmp_path: Path, store: Path) -> None:
         )
 
 
+def test_query_files_keep_every_digit(tmp_path: Path) -> None:
+    """Coordinates and numbers of 16 and 17 significant digits come back exactly from every
+    output format (CSV's WKT has GEOS's 16 digits)."""
+    from sedonadb_zarr_meta import write_meta
+
+    box = shapely.box(1 / 3, -2 / 3, 10 / 3, 2 / 7)
+    wide = shapely.box(1 / 3, -2 / 3, 10 / 3, 1e-7 + 1 / 7)  # 0.14285724285714285: 17 digits
+    x = 1e-7 + 1 / 7
+    table = pa.table(
+        {"id": ["a"], "x": [x], "geometry": pa.array([box.wkb], pa.binary()), "wide": [wide.wkb]}
+    )
+    store = write_meta(table, tmp_path / "digits.zarr", geometry_columns=["wide"])
+    sql = "SELECT id, x, geometry, wide FROM meta"
+    for name in ("out.geojson", "out.parquet", "out.csv"):
+        ok(run("query", store, sql, "--out", str(tmp_path / name)))
+    feature = json.loads((tmp_path / "out.geojson").read_text())["features"][0]
+    assert shapely.geometry.shape(feature["geometry"]).equals_exact(box, 0)
+    assert feature["properties"]["x"] == x
+    import geopandas
+
+    frame = geopandas.read_parquet(tmp_path / "out.parquet")
+    assert frame.geometry[0].equals_exact(box, 0) and frame["x"][0] == x
+    assert frame["wide"][0].equals_exact(wide, 0)  # a geometry column of its own in GeoParquet
+    with (tmp_path / "out.csv").open(newline="") as f:
+        row = next(csv.DictReader(f))
+    assert shapely.from_wkt(row["geometry"]).equals_exact(box, 0) and float(row["x"]) == x
+
+
 # --------------------------------------------------------------------------------------------
 # verify
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import zarr
-from sedonadb_zarr_meta import ZarrMetaSpec, list_versions, open_meta, register, write_meta
+from sedonadb_zarr_meta import ZarrMetaError, ZarrMetaSpec, list_versions, open_meta, write_meta
 
 from .conftest import call, collect, items_table, write_group
 
@@ -36,14 +36,6 @@ def batch(n: int, start: int, seed: int) -> pa.Table:
 
 def ids(table: pa.Table) -> list[str]:
     return sorted(table.column("id").to_pylist())
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    import datafusion
-    import sedonadb
-
-    return {"sedonadb": register(sedonadb.connect()), "datafusion": register(datafusion.SessionContext())}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +90,7 @@ def test_versions_on_every_surface(repo, hosts, version, expected):
     for host, con in hosts.items():
         got = collect(con, f"SELECT id FROM {call(repo['path'], options)}")
         assert ids(got) == want, host
-    sedona = hosts["sedonadb"]
+    sedona = hosts["sedonadb"].con
     assert ids(pa.table(sedona.read_format(ZarrMetaSpec(options), repo["uri"]))) == want
     assert ids(pa.table(sedona.read(repo["uri"], format=ZarrMetaSpec(options)))) == want
     assert ids(pa.table(sedona.read(repo["uri"], format="zarr_meta", options=options))) == want
@@ -134,19 +126,12 @@ def test_spatial_filter_on_a_tag(repo, hosts):
         if shapely.intersects(shapely.from_wkb(b), shapely.from_wkt(area))
     )
     assert expected
-    sedona = hosts["sedonadb"]
-    got = collect(
-        sedona,
-        f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
-        f"WHERE ST_Intersects(bbox, ST_SetSRID(ST_GeomFromText('{area}'), 4326))",
-    )
-    assert ids(got) == expected
-    got = collect(
-        hosts["datafusion"],
-        f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
-        f"WHERE ST_Intersects(bbox, sd_geomfromtext('{area}'))",
-    )
-    assert ids(got) == expected
+    for engine in hosts.values():
+        got = engine.collect(
+            f"SELECT id FROM {call(repo['path'], {'tag': 'v1'})} "
+            f"WHERE ST_Intersects(bbox, {engine.geometry(area)})"
+        )
+        assert ids(got) == expected, engine.name
 
 
 def test_list_versions(repo):
@@ -175,7 +160,7 @@ def test_missing_version_lists_what_the_repository_has(repo, hosts):
         assert named in message and repo["path"] in message, message
         assert "'dev'" in message and "'main'" in message and "'v1'" in message, message
         for con in hosts.values():
-            with pytest.raises(Exception, match=named):
+            with pytest.raises(con.missing_store_error, match=named):
                 collect(con, f"SELECT count(*) FROM {call(repo['path'], options)}")
     with pytest.raises(FileNotFoundError, match="snapshot '0000000000000000000G'"):
         open_meta(repo["path"], snapshot="0000000000000000000G")
@@ -190,7 +175,7 @@ def test_version_options_on_a_plain_store(tmp_path, hosts):
     with pytest.raises(ValueError, match="'tag' option applies only to Icechunk repositories"):
         open_meta(plain, tag="v1")
     for con in hosts.values():
-        with pytest.raises(Exception, match="applies only to Icechunk repositories"):
+        with pytest.raises(ValueError, match="applies only to Icechunk repositories"):
             collect(con, f"SELECT count(*) FROM {call(plain, {'branch': 'main'})}")
     with pytest.raises(FileNotFoundError):
         list_versions(plain)
@@ -206,7 +191,7 @@ def _copy(src: str, dst: Path) -> str:
 def test_missing_snapshot_file(repo, tmp_path):
     path = _copy(repo["path"], tmp_path / "broken.icechunk")
     (Path(path) / "snapshots" / repo["main"]).unlink()
-    with pytest.raises(Exception) as e:
+    with pytest.raises(ZarrMetaError) as e:
         pa.table(open_meta(path).scan())
     message = str(e.value)
     assert path in message and "snapshot" in message.lower(), message
@@ -222,7 +207,7 @@ def test_missing_and_corrupt_manifests(repo, tmp_path):
                 manifest.unlink()
             else:
                 manifest.write_bytes(manifest.read_bytes()[:20])
-        with pytest.raises(Exception) as e:
+        with pytest.raises(pa.ArrowInvalid) as e:
             pa.table(open_meta(path).scan())
         message = str(e.value)
         assert path in message and "manifest" in message.lower(), message
@@ -232,7 +217,7 @@ def test_not_a_repository_directory_with_markers(tmp_path):
     broken = tmp_path / "fake.icechunk"
     broken.mkdir()
     (broken / "repo").write_bytes(b"not a repository")
-    with pytest.raises(Exception) as e:
+    with pytest.raises(ZarrMetaError) as e:
         open_meta(str(broken))
     assert str(broken) in str(e.value)
 
@@ -386,7 +371,7 @@ def test_s3_repository_on_every_surface(s3repo, hosts, repo):
         assert ids(pa.table(open_meta(uri, **options).scan())) == s3repo[want]
         for host, con in hosts.items():
             assert ids(collect(con, f"SELECT id FROM {call(uri, options)}")) == s3repo[want], host
-        sedona = hosts["sedonadb"]
+        sedona = hosts["sedonadb"].con
         assert ids(pa.table(sedona.read_format(ZarrMetaSpec(options), uri))) == s3repo[want]
     # Time travel across the network, joined in one query.
     query = (
@@ -408,16 +393,25 @@ def test_s3_repository_errors_name_it_and_hide_secrets(s3repo):
         open_meta("s3://ice/nothing-here", storage_options=options, tag="v1")
     with pytest.raises(FileNotFoundError):
         list_versions("s3://ice/nothing-here", storage_options=options)
-    control = s3repo["server"].control
-    control.configure(fault="403", fault_count=-1)
-    try:
-        with pytest.raises(Exception) as e:
-            open_meta(uri, storage_options=options, tag="v1")
-    finally:
-        control.clear()
-    assert uri in str(e.value) and options["aws_secret_access_key"] not in str(e.value), str(e.value)
     plain = "s3://ice/plain.zarr"
     write_meta(batch(20, 0, 1), plain, storage_options=options)
     with pytest.raises(ValueError, match="applies only to Icechunk repositories"):
         open_meta(plain, storage_options=options, branch="main")
     assert open_meta(plain, storage_options=options).num_rows == 20
+
+
+@pytest.mark.xfail(
+    reason="rejected credentials on an Icechunk repository raise ZarrMetaError, not the PermissionError "
+    "the README promises (plain stores raise PermissionError: test_remote.test_secrets_never_shown)",
+    raises=ZarrMetaError,
+)
+def test_s3_repository_with_rejected_credentials(s3repo):
+    uri, options = s3repo["uri"], s3repo["options"]
+    control = s3repo["server"].control
+    control.configure(fault="403", fault_count=-1)
+    try:
+        with pytest.raises(PermissionError) as e:
+            open_meta(uri, storage_options=options, tag="v1")
+    finally:
+        control.clear()
+    assert uri in str(e.value) and options["aws_secret_access_key"] not in str(e.value), str(e.value)

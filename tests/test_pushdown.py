@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import shapely
-from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
+from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, write_meta
 
 from .conftest import collect, items_table, write_group
+from .engines import SedonaDB
 
 N = 3000
 CHUNK = 250
@@ -96,23 +97,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def hosts():
-    import datafusion
-    import sedonadb
-
-    return {
-        "sedonadb": register(sedonadb.connect()),
-        "datafusion": register(datafusion.SessionContext()),
-    }
-
-
-def _geom_sql(host: str, wkt: str) -> str:
-    if host == "sedonadb":
-        return f"ST_SetSRID(ST_GeomFromText('{wkt}'), 4326)"
-    return f"sd_geomfromtext('{wkt}')"
-
-
 @pytest.mark.parametrize("host", ["sedonadb", "datafusion"])
 @pytest.mark.parametrize("store", ["stats", "plain"])
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[c[0][:40] for c in CASES])
@@ -122,21 +106,22 @@ def test_pushdown_never_changes_results(hosts, stores, host, store, case):
     uri = stores[store]
     full = collect(con, f"SELECT * FROM sd_read_zarr_meta('{uri}')")
     expected = sorted(np.asarray(full.column("id").to_pylist(), dtype=object)[mask_of(full)].tolist())
-    where = predicate.format(g=_geom_sql(host, AREA), p=_geom_sql(host, POINT))
+    where = predicate.format(g=con.geometry(AREA), p=con.geometry(POINT))
     got = collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")
     assert sorted(got.column("id").to_pylist()) == expected
 
 
 @pytest.mark.parametrize("store", ["stats", "plain"])
 def test_spec_bbox_pushdown_matches(hosts, stores, store):
-    con = hosts["sedonadb"]
+    engine = hosts["sedonadb"]
+    con = engine.con
     uri = stores[store]
     full = pa.table(con.read(uri, format=ZarrMetaSpec()))
     expected = sorted(
         np.asarray(full.column("id").to_pylist(), dtype=object)[_geom_mask(full, "intersects", AREA)].tolist()
     )
     con.read(uri, format=ZarrMetaSpec()).to_view("spec_view", overwrite=True)
-    got = collect(con, f"SELECT id FROM spec_view WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})")
+    got = engine.collect(f"SELECT id FROM spec_view WHERE ST_Intersects(bbox, {engine.geometry(AREA)})")
     assert sorted(got.column("id").to_pylist()) == expected
 
 
@@ -181,13 +166,10 @@ def test_chunks_are_skipped_with_statistics(stores, tmp_path):
     assert sum(keep) <= stream.chunks_read <= 6 * sum(keep)
     ids = set(got.column("id").to_pylist())
     assert set(expected) <= ids
-    import sedonadb
-
-    con = register(sedonadb.connect())
-    got = collect(
-        con,
+    sedona = SedonaDB()
+    got = sedona.collect(
         f"SELECT id FROM sd_read_zarr_meta('{dst.as_uri()}') "
-        f"WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})",
+        f"WHERE ST_Intersects(bbox, {sedona.geometry(AREA)})"
     )
     assert sorted(got.column("id").to_pylist()) == expected
 
@@ -199,9 +181,8 @@ def test_explain_shows_the_rows_statistics_keep(hosts, stores):
     keep, block = _blocks_kept(Path(src.removeprefix("file://")))
     kept = sum(min(block, N - i * block) for i, k in enumerate(keep) if k)
     assert 0 < kept < N
-    query = (
-        f"SELECT id FROM sd_read_zarr_meta('{src}') WHERE ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)})"
-    )
+    area = hosts["sedonadb"].geometry(AREA)
+    query = f"SELECT id FROM sd_read_zarr_meta('{src}') WHERE ST_Intersects(bbox, {area})"
     plan = "\n".join(collect(hosts["sedonadb"], f"EXPLAIN {query}").column("plan").to_pylist())
     assert f"rows_after_statistics={kept}/{N}" in plan, plan
     got = collect(hosts["sedonadb"], query).column("id").to_pylist()
@@ -257,11 +238,9 @@ def test_malformed_statistics_never_prune(stores, tmp_path, case):
     """Statistics that do not parse as what they claim are ignored, never trusted to skip rows."""
     uri = _corrupt_stats(stores["stats"], tmp_path / "bad.zarr", MALFORMED_STATS[case])
     full = pa.table(open_meta(stores["stats"]).scan())
-    import sedonadb
-
-    con = register(sedonadb.connect())
+    con = SedonaDB()
     where = (
-        f"ST_Intersects(bbox, {_geom_sql('sedonadb', AREA)}) AND cloud_cover < 50 "
+        f"ST_Intersects(bbox, {con.geometry(AREA)}) AND cloud_cover < 50 "
         "AND n >= 100 AND date < TIMESTAMP '2024-09-01'"
     )
     got = collect(con, f"SELECT id FROM sd_read_zarr_meta('{uri}') WHERE {where}")

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pytest
 import shapely
 import zarr
-from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, register, write_meta
+from sedonadb_zarr_meta import ZarrMetaError, ZarrMetaSpec, open_meta, write_meta
 
 from . import s3proxy
 from .conftest import (
@@ -71,22 +71,8 @@ def twins(s3, tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="module")
-def hosts():
-    import datafusion
-    import sedonadb
-
-    return {"sedonadb": register(sedonadb.connect()), "datafusion": register(datafusion.SessionContext())}
-
-
 def sorted_rows(table: pa.Table) -> pa.Table:
     return table.sort_by([(table.column_names[0], "ascending")]) if table.num_columns else table
-
-
-def geom(host: str, wkt: str) -> str:
-    if host == "sedonadb":
-        return f"ST_SetSRID(ST_GeomFromText('{wkt}'), 4326)"
-    return f"sd_geomfromtext('{wkt}')"
 
 
 # --- every surface returns what the local twin returns -------------------------------------------
@@ -144,7 +130,7 @@ QUERIES = [
 def test_sql_equals_local(s3, twins, hosts, host, store, query):
     local, remote, _ = twins[store]
     con = hosts[host]
-    q = query.replace("{area}", geom(host, AREA))
+    q = query.replace("{area}", con.geometry(AREA))
     expected = collect(con, q.format(t=call(local)))
     got = collect(con, q.format(t=call(remote, {"storage_options": s3_options(s3)})))
     assert got.schema == expected.schema
@@ -158,7 +144,8 @@ def test_sql_equals_local(s3, twins, hosts, host, store, query):
 
 
 def test_sedonadb_dataframe_surfaces_equal_local(s3, twins, hosts):
-    con = hosts["sedonadb"]
+    engine = hosts["sedonadb"]
+    con = engine.con
     local, remote, _ = twins["meta"]
     spec = ZarrMetaSpec({"storage_options": s3_options(s3)})
     expected = sorted_rows(pa.table(con.read_format(ZarrMetaSpec(), local)))
@@ -168,8 +155,8 @@ def test_sedonadb_dataframe_surfaces_equal_local(s3, twins, hosts):
     assert sorted_rows(pa.table(by_name)).equals(expected)
     df = con.read_format(ZarrMetaSpec(), remote, options={"storage_options": s3_options(s3)})
     df.to_view("remote_items", overwrite=True)
-    got = collect(con, f"SELECT id FROM remote_items WHERE ST_Intersects(bbox, {geom('sedonadb', AREA)})")
-    want = collect(con, f"SELECT id FROM {call(local)} WHERE ST_Intersects(bbox, {geom('sedonadb', AREA)})")
+    got = collect(con, f"SELECT id FROM remote_items WHERE ST_Intersects(bbox, {engine.geometry(AREA)})")
+    want = collect(con, f"SELECT id FROM {call(local)} WHERE ST_Intersects(bbox, {engine.geometry(AREA)})")
     assert sorted(got.column("id").to_pylist()) == sorted(want.column("id").to_pylist())
 
 
@@ -178,14 +165,9 @@ def test_spatial_join_equals_local(s3, twins, hosts, host):
     local, remote, data = twins["plain"]
     con = hosts[host]
     regions = twins["regions"]
-    if host == "sedonadb":
-        con.read_parquet(str(regions)).to_view("regions", overwrite=True)
-        join = "JOIN regions r ON ST_Intersects(m.bbox, r.geometry)"
-    else:
-        if "regions" not in con.catalog().schema().names():
-            con.register_parquet("regions", str(regions))
-        join = "JOIN regions r ON ST_Intersects(m.bbox, sd_geomfromwkb(r.geometry))"
-    q = "SELECT m.id, r.region FROM {t} m " + join
+    if host == "sedonadb" or "regions" not in con.con.catalog().schema().names():
+        con.register_geoparquet("regions", regions)
+    q = "SELECT m.id, r.region FROM {t} m JOIN regions r ON ST_Intersects(m.bbox, r.geometry)"
     got = collect(con, q.format(t=call(remote, {"storage_options": s3_options(s3)})))
     pairs = sorted(zip(got.column("id").to_pylist(), got.column("region").to_pylist()))
     assert pairs == sjoin_pairs(data, regions)
@@ -208,7 +190,7 @@ def test_environment_configuration(s3, twins, monkeypatch):
     assert pa.table(open_meta(remote).scan()).equals(pa.table(open_meta(local).scan()))
     # storage_options win over the environment.
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(Exception):  # noqa: B017 - the environment alone points nowhere
+    with pytest.raises(ZarrMetaError):  # the environment alone points nowhere
         open_meta(remote, storage_options={"max_retries": 0, "connect_timeout": "2s"})
     assert open_meta(remote, storage_options={"aws_endpoint": s3.url}).num_rows == 500
 
@@ -304,7 +286,7 @@ def test_selective_query_fetches_only_matching_chunks(s3, twins, hosts, host):
     full = collect(con, f"SELECT id, bbox FROM {t}")
     full_stats = s3.control.stats()
     s3.control.reset()
-    q = f"SELECT id FROM {t} WHERE ST_Intersects(bbox, {geom(host, AREA)})"
+    q = f"SELECT id FROM {t} WHERE ST_Intersects(bbox, {con.geometry(AREA)})"
     got = collect(con, q)
     sel_stats = s3.control.stats()
     expected = collect(con, q.replace(t, call(local)))
@@ -377,7 +359,7 @@ def test_persistent_errors_name_store_array_and_key(s3, twins, fault):
     table = open_meta(remote, storage_options=s3_options(s3, max_retries=1), arrays=["id", "cloud_cover"])
     s3.control.configure(fault=fault, fault_count=-1, fault_match="/cloud_cover/c/")
     try:
-        with pytest.raises(Exception) as e:
+        with pytest.raises(pa.ArrowInvalid) as e:
             pa.table(table.scan())
     finally:
         s3.control.clear()
@@ -408,7 +390,7 @@ def test_unreachable_endpoint_fails_in_bounded_time():
         "retry_timeout": 5,
     }
     start = time.monotonic()
-    with pytest.raises(Exception) as e:
+    with pytest.raises(ZarrMetaError) as e:
         open_meta(f"s3://{BUCKET}/x.zarr", storage_options=opts)
     assert time.monotonic() - start < 15
     assert f"s3://{BUCKET}/x.zarr" in str(e.value) and SECRET not in str(e.value)
@@ -419,7 +401,7 @@ def test_hanging_server_times_out(s3, twins):
     s3.control.configure(fault="hang", fault_count=-1, hang_s=20)
     start = time.monotonic()
     try:
-        with pytest.raises(Exception, match="meta.zarr"):
+        with pytest.raises(ZarrMetaError, match="meta.zarr"):
             open_meta(remote, storage_options=s3_options(s3, timeout="1s", max_retries=1))
     finally:
         s3.control.clear()
@@ -429,7 +411,7 @@ def test_hanging_server_times_out(s3, twins):
 def test_sql_errors_on_both_hosts(s3, hosts):
     opts = s3_options(s3)
     for con in hosts.values():
-        with pytest.raises(Exception, match="store not found"):
+        with pytest.raises(con.missing_store_error, match="store not found"):
             collect(con, f"SELECT * FROM {call(f's3://{BUCKET}/missing.zarr', {'storage_options': opts})}")
 
 

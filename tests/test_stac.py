@@ -496,3 +496,35 @@ def test_ingest_stac_search_pages_through_an_api(tmp_path, pc_items):
     assert sorted(table.column("id").to_pylist()) == sorted(i["id"] for i in expected)
     check_items_read_back(expected, table)
     assert len(searches) == -(-len(expected) // 3)  # every page, once
+
+
+def test_footprints_of_every_kind_keep_their_order_and_coordinates():
+    """Polygons and MultiPolygons take the vectorized path, everything else GEOS's GeoJSON
+    reader: either way each footprint is exactly its GeoJSON, in the order given."""
+    from sedonadb_zarr_meta._geometry import geojson_to_wkb
+
+    third = 1 / 3
+    geometries = [
+        {"type": "Polygon", "coordinates": [square(third, 0.1), square(0.25, 0.25, 0.5)]},  # with a hole
+        None,
+        {"type": "Point", "coordinates": [1.5, -2.25]},
+        {"type": "MultiPolygon", "coordinates": [[square(0, 0)], [square(5, 5)]]},
+        {"type": "Polygon", "coordinates": [[[0, 0, 1], [1, 0, 2], [1, 1, 3], [0, 0, 1]]]},  # 3-D
+        {"type": "MultiPolygon", "coordinates": [[square(0, 0)], []]},  # an empty part
+        {"type": "MultiPolygon", "coordinates": []},
+        {"type": "Polygon", "coordinates": []},
+        {"type": "LineString", "coordinates": [[0, 0], [third, 2]]},
+    ]
+    got = [None if w is None else shapely.from_wkb(w) for w in geojson_to_wkb(geometries, str)]
+    assert got[1] is None
+    for geometry, shape in zip(geometries, got):
+        if geometry is not None:
+            want = shapely.geometry.shape(without_empty_parts(geometry))
+            assert shape.geom_type == want.geom_type and shapely.equals_exact(shape, want, tolerance=0)
+            assert shape.has_z == want.has_z
+    assert len(got[5].geoms) == 1 and got[6].is_empty and got[7].is_empty
+    bad = [{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}]  # not closed
+    with pytest.raises(ValueError, match="item 0: not a valid GeoJSON geometry"):
+        geojson_to_wkb([None, *bad], lambda i: f"item {i - 1}")
+    with pytest.raises(ValueError, match="two or three coordinates"):
+        geojson_to_wkb([{"type": "Point", "coordinates": [1]}], str)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import shapely
 import zarr
-from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, write_meta
+from sedonadb_zarr_meta import ZarrMetaSpec, open_meta, verify_statistics, write_meta
 
 from .conftest import items
 
@@ -112,6 +112,57 @@ def test_stac_geoparquet_input(tmp_path):
     assert back.column("asset:data:href").to_pylist() == ["a", "b"]
     assert "assets" not in back.column_names
     assert back.column("datetime").type == pa.timestamp("us")
+
+
+#: Boxes as (west, south, east, north); the second crosses the antimeridian (west > east).
+BOXES = [(10.0, 40.0, 11.5, 41.0), (179.5, 60.0, -179.25, 61.5), None, (-180.0, -10.0, 180.0, 10.0)]
+#: What each box reads back as: exactly these polygons, rings from the south-west corner.
+SPLIT = [
+    "POLYGON ((10 40, 11.5 40, 11.5 41, 10 41, 10 40))",
+    "MULTIPOLYGON (((179.5 60, 180 60, 180 61.5, 179.5 61.5, 179.5 60)), "
+    "((-180 60, -179.25 60, -179.25 61.5, -180 61.5, -180 60)))",
+    None,
+    "POLYGON ((-180 -10, 180 -10, 180 10, -180 10, -180 -10))",
+]
+
+
+@pytest.mark.parametrize("source", ["bbox struct column", "stac-geoparquet", "STAC items"])
+def test_boxes_across_the_antimeridian_are_split_on_every_path(tmp_path, source):
+    """Every way a bounding box reaches write_meta gives the same WKB: two boxes across the
+    antimeridian, never one box around the world (which would match every query)."""
+    import pyarrow.parquet as pq
+
+    structs = [None if b is None else dict(zip(("xmin", "ymin", "xmax", "ymax"), b)) for b in BOXES]
+    ids = [f"b{i}" for i in range(len(BOXES))]
+    if source == "bbox struct column":
+        data = pa.table({"id": ids, "bbox": pa.array(structs)})
+    elif source == "stac-geoparquet":
+        data = tmp_path / "items.parquet"
+        pq.write_table(
+            pa.table({"id": ids, "stac_version": ["1.0.0"] * len(ids), "bbox": pa.array(structs)}), data
+        )
+    else:
+        data = [
+            {
+                "type": "Feature",
+                "id": i,
+                "bbox": None if b is None else list(b),
+                "geometry": None,
+                "properties": {},
+            }
+            for i, b in zip(ids, BOXES)
+        ]
+    uri = write_meta(data, tmp_path / "s.zarr", chunk_size=2)
+    back = pa.table(open_meta(uri).scan())
+    wkb = back.column("bbox").to_pylist()
+    assert [None if b is None else shapely.from_wkb(b).wkt for b in wkb] == SPLIT
+    parts = shapely.from_wkb(wkb[1]).geoms
+    assert [p.bounds for p in parts] == [(179.5, 60.0, 180.0, 61.5), (-180.0, 60.0, -179.25, 61.5)]
+    # The statistics of the block holding the split box span both sides of the antimeridian.
+    stats = zarr.open_group(str(tmp_path / "s.zarr" / "meta"), mode="r").attrs["zarr_meta:stats"]
+    assert stats["columns"]["bbox"]["bbox"][0] == [-180.0, 40.0, 180.0, 61.5]
+    assert stats["columns"]["bbox"]["bbox"][1] == [-180.0, -10.0, 180.0, 10.0]
+    assert verify_statistics(uri) == []
 
 
 def test_bad_writer_arguments(tmp_path):

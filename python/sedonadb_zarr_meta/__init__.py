@@ -20,7 +20,7 @@ from sedonadb_zarr_meta._lib import BatchStream, MetaTable, ZarrMetaError
 from sedonadb_zarr_meta._lib import __version__ as __version__
 from sedonadb_zarr_meta._options import OPTION_KEYS, options_json, validate_options
 from sedonadb_zarr_meta._verify import verify_statistics
-from sedonadb_zarr_meta._writer import ingest_stac_search, write_meta
+from sedonadb_zarr_meta._write import ingest_stac_search, write_meta
 
 __all__ = [
     "OPTION_KEYS",

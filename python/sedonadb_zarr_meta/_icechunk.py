@@ -19,9 +19,6 @@ from sedonadb_zarr_meta._options import options_json, validate_options
 
 DEFAULT_BRANCH = "main"
 
-#: Objects only an Icechunk repository has at its root (format 2, format 1).
-MARKERS = ("repo", "refs/branch.main/ref.json")
-
 
 @dataclass(frozen=True)
 class Snapshot:

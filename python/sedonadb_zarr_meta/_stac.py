@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 import warnings
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from sedonadb_zarr_meta._geometry import Footprints, bbox_struct_to_wkb, boxes_to_wkb
 
 #: Top-level item members that are not columns.
 _SKIPPED = frozenset({"type", "links", "properties", "assets", "bbox", "geometry"})
@@ -131,85 +133,14 @@ def _check_item(item: Any, source: str) -> dict[str, Any]:
 # --------------------------------------------------------------------- geometry
 
 
-def _position_dims(coords: Any) -> int:
-    while isinstance(coords, list) and coords and isinstance(coords[0], list):
-        coords = coords[0]
-    return 3 if isinstance(coords, list) and len(coords) >= 3 else 2
-
-
-def _points(coords: list[Any], dims: int, where: str) -> bytes:
-    out = [struct.pack("<I", len(coords))]
-    for p in coords:
-        if not isinstance(p, list) or len(p) < 2:
-            raise StacError(f"{where}: invalid position {p!r}")
-        values = [float(v) for v in p[:dims]] + [float("nan")] * (dims - len(p))
-        out.append(struct.pack(f"<{dims}d", *values))
-    return b"".join(out)
-
-
-#: ISO WKB type codes of the GeoJSON geometry types (+1000 with Z).
-_WKB_CODES = {
-    "Point": 1,
-    "LineString": 2,
-    "Polygon": 3,
-    "MultiPoint": 4,
-    "MultiLineString": 5,
-    "MultiPolygon": 6,
-    "GeometryCollection": 7,
-}
-
-
-def geojson_to_wkb(geom: dict[str, Any] | None, where: str = "geometry") -> bytes | None:
-    """ISO WKB of a GeoJSON geometry, coordinates exactly as given (``None`` stays ``None``)."""
-    if geom is None:
-        return None
-    if not isinstance(geom, dict):
-        raise StacError(f"{where}: a geometry must be a GeoJSON object")
-    kind = geom.get("type")
-    if kind not in _WKB_CODES:
-        raise StacError(f"{where}: unknown geometry type {kind!r}")
-    if kind == "GeometryCollection":
-        parts = [geojson_to_wkb(g, where) for g in geom.get("geometries") or []]
-        dims = 3 if any(p is not None and _wkb_has_z(p) for p in parts) else 2
-        header = struct.pack("<BI", 1, _WKB_CODES[kind] + (1000 if dims == 3 else 0))
-        return header + struct.pack("<I", len(parts)) + b"".join(p for p in parts if p is not None)
-    coords = geom.get("coordinates")
-    if not isinstance(coords, list):
-        raise StacError(f"{where}: {kind} has no coordinates")
-    dims = _position_dims(coords)
-    return _encode(kind, coords, dims, where)
-
-
-def _wkb_has_z(wkb: bytes) -> bool:
-    return struct.unpack("<I", wkb[1:5])[0] >= 1000
-
-
-def _encode(kind: str, coords: list[Any], dims: int, where: str) -> bytes:
-    header = struct.pack("<BI", 1, _WKB_CODES[kind] + (1000 if dims == 3 else 0))
-    if kind == "Point":
-        if not coords:  # POINT EMPTY
-            return header + struct.pack(f"<{dims}d", *([float("nan")] * dims))
-        return header + _points([coords], dims, where)[4:]
-    if kind == "LineString":
-        return header + _points(coords, dims, where)
-    if kind == "Polygon":
-        return header + struct.pack("<I", len(coords)) + b"".join(_points(r, dims, where) for r in coords)
-    sub = {"MultiPoint": "Point", "MultiLineString": "LineString", "MultiPolygon": "Polygon"}[kind]
-    # Empty parts cover nothing; they are dropped (SedonaDB 0.5 cannot print them as WKT).
-    parts = [c for c in coords if not (isinstance(c, list) and not c)]
-    return header + struct.pack("<I", len(parts)) + b"".join(_encode(sub, c, dims, where) for c in parts)
-
-
-def _ring(w: float, s: float, e: float, n: float) -> bytes:
-    return struct.pack("<I", 5) + struct.pack("<10d", w, s, e, s, e, n, w, n, w, s)
-
-
-def bbox_to_wkb(
-    bbox: list[float] | None, where: str = "bbox"
-) -> tuple[bytes | None, float | None, float | None]:
-    """The bbox as a box polygon (two across the antimeridian), with its height range."""
+def bbox_edges(
+    bbox: Any, where: str = "bbox"
+) -> tuple[float, float, float, float, float | None, float | None]:
+    """``(west, south, east, north, zmin, zmax)`` of a STAC bbox (4 or 6 numbers); NaN edges
+    and ``None`` heights when the item has no bbox."""
+    nan = float("nan")
     if bbox is None:
-        return None, None, None
+        return nan, nan, nan, nan, None, None
     if not isinstance(bbox, list) or len(bbox) not in (4, 6):
         raise StacError(f"{where}: a bbox has 4 or 6 numbers, got {bbox!r}")
     try:
@@ -218,14 +149,9 @@ def bbox_to_wkb(
         raise StacError(f"{where}: a bbox holds numbers, got {bbox!r}") from None
     if len(values) == 6:
         w, s, zmin, e, n, zmax = values
-    else:
-        (w, s, e, n), zmin, zmax = values, None, None
-    if w <= e:
-        return struct.pack("<BII", 1, 3, 1) + _ring(w, s, e, n), zmin, zmax
-    # Across the antimeridian: the part east of `w` and the part west of `e`.
-    east = struct.pack("<BII", 1, 3, 1) + _ring(w, s, 180.0, n)
-    west = struct.pack("<BII", 1, 3, 1) + _ring(-180.0, s, e, n)
-    return struct.pack("<BII", 1, 6, 2) + east + west, zmin, zmax
+        return w, s, e, n, zmin, zmax
+    w, s, e, n = values
+    return w, s, e, n, None, None
 
 
 # --------------------------------------------------------------------- values
@@ -294,81 +220,105 @@ def _typed(name: str, values: list[Any], time_hint: bool) -> pa.Array:
     )
 
 
-def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.Table:
-    """A pyarrow Table of STAC items (see the module documentation for the columns)."""
-    fields: dict[str, list[Any]] = {}
-    json_fields: set[str] = set()
-    ids: list[str] = []
-    bboxes: list[bytes | None] = []
-    zmin: list[float | None] = []
-    zmax: list[float | None] = []
-    geometries: list[bytes | None] = []
+class _Columns:
+    """Item fields gathered column by column, a row per item (``None`` where an item lacks one)."""
 
-    def put(name: str, row: int, value: Any) -> None:
-        column = fields.get(name)
-        if column is None:
-            column = fields[name] = [None] * row
-        elif len(column) < row:
-            column.extend([None] * (row - len(column)))
-        column.append(value)
+    def __init__(self) -> None:
+        self.fields: dict[str, list[Any]] = {}
+        self.ids: list[str] = []
+        #: The boxes' edges (NaN without a bbox) and height ranges, and the footprints: kept in
+        #: forms the garbage collector does not track, and turned into WKB at the end.
+        self.edges = tuple(array("d") for _ in range(4))
+        self.zmin: list[float | None] = []
+        self.zmax: list[float | None] = []
+        self.footprints = Footprints()
 
-    row = 0
-    for item in items:
-        where = f"item {item['id']!r}"
-        ids.append(item["id"])
-        box, lo, hi = bbox_to_wkb(item.get("bbox"), f"{where} bbox")
-        bboxes.append(box)
-        zmin.append(lo)
-        zmax.append(hi)
-        geometries.append(geojson_to_wkb(item.get("geometry"), f"{where} geometry"))
+    def add(self, item: dict[str, Any]) -> None:
+        fields = self.fields
+        row = len(self.ids)
+
+        def put(name: str, value: Any) -> None:
+            column = fields.get(name)
+            if column is None:
+                column = fields[name] = [None] * row
+            elif len(column) < row:
+                column.extend([None] * (row - len(column)))
+            column.append(value)
+
+        self._add_geometry(item)
+        self.ids.append(item["id"])
         for key, value in item.items():
             if key not in _SKIPPED and key != "id":
-                put(key, row, value)
+                put(key, value)
         for key, value in item["properties"].items():
-            if key not in ("id",):
-                put(key, row, value)
+            if key != "id":
+                put(key, value)
         rest: dict[str, Any] = {}
         for asset_key, asset in (item.get("assets") or {}).items():
             if not isinstance(asset, dict):
-                raise StacError(f"{where}: asset {asset_key!r} is not an object")
+                raise StacError(f"item {item['id']!r}: asset {asset_key!r} is not an object")
             for field in ASSET_COLUMNS:
                 if field in asset:
-                    put(f"asset:{asset_key}:{field}", row, asset[field])
+                    put(f"asset:{asset_key}:{field}", asset[field])
             others = {k: v for k, v in asset.items() if k not in ASSET_COLUMNS}
             if others:
                 rest[asset_key] = others
         if rest:
-            put("assets", row, rest)
-        row += 1
-        if progress is not None and row % 10_000 == 0:
+            put("assets", rest)
+
+    def _add_geometry(self, item: dict[str, Any]) -> None:
+        *edges, zmin, zmax = bbox_edges(item.get("bbox"), f"item {item['id']!r} bbox")
+        geometry = item.get("geometry")
+        if geometry is not None and not isinstance(geometry, dict):
+            raise StacError(f"item {item['id']!r} geometry: a geometry must be a GeoJSON object")
+        for column, value in zip(self.edges, edges):
+            column.append(value)
+        self.zmin.append(zmin)
+        self.zmax.append(zmax)
+        self.footprints.add(geometry)
+
+    def geometry_columns(self) -> dict[str, pa.Array]:
+        """``bbox`` (with ``bbox:zmin``/``bbox:zmax`` for 3-D boxes) and ``geometry`` as WKB."""
+        columns = {"bbox": pa.array(boxes_to_wkb(*(np.frombuffer(e) for e in self.edges)), pa.binary())}
+        if any(v is not None for v in self.zmin):
+            columns["bbox:zmin"] = pa.array(self.zmin, pa.float64())
+            columns["bbox:zmax"] = pa.array(self.zmax, pa.float64())
+        footprints = self.footprints.wkb(lambda i: f"item {self.ids[i]!r} geometry", StacError)
+        columns["geometry"] = pa.array(footprints, pa.binary())
+        return columns
+
+    def table(self) -> pa.Table:
+        fields = self.fields
+        for column in fields.values():
+            column.extend([None] * (len(self.ids) - len(column)))
+        columns: dict[str, pa.Array] = {"id": pa.array(self.ids, pa.string())}
+        for name in ["collection", "stac_version", *_TIME_COLUMNS]:
+            if name in fields:
+                columns[name] = _typed(name, fields.pop(name), name in _TIME_COLUMNS)
+        columns.update(self.geometry_columns())
+        assets = sorted(n for n in fields if n.startswith("asset:"))
+        assets += ["assets"] if "assets" in fields else []
+        for name in [n for n in fields if not n.startswith("asset:") and n != "assets"] + assets:
+            values = fields[name]
+            if name in ("stac_extensions", "assets"):
+                columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+            else:
+                columns[name] = _typed(name, values, name in ("created", "updated", "published", "expires"))
+        return pa.table(columns)
+
+
+def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.Table:
+    """A pyarrow Table of STAC items (see the module documentation for the columns)."""
+    columns = _Columns()
+    for item in items:
+        columns.add(item)
+        if progress is not None and len(columns.ids) % 10_000 == 0:
             progress.update(10_000)
     if progress is not None:
-        progress.update(row % 10_000)
-    if row == 0:
+        progress.update(len(columns.ids) % 10_000)
+    if not columns.ids:
         raise StacError("no STAC items in the input")
-    for column in fields.values():
-        column.extend([None] * (row - len(column)))
-    json_fields.update({"stac_extensions", "assets"} & fields.keys())
-
-    columns: dict[str, pa.Array] = {"id": pa.array(ids, pa.string())}
-    front = ["collection", "stac_version", *_TIME_COLUMNS]
-    for name in front:
-        if name in fields:
-            columns[name] = _typed(name, fields.pop(name), name in _TIME_COLUMNS)
-    columns["bbox"] = pa.array(bboxes, pa.binary())
-    if any(v is not None for v in zmin):
-        columns["bbox:zmin"] = pa.array(zmin, pa.float64())
-        columns["bbox:zmax"] = pa.array(zmax, pa.float64())
-    columns["geometry"] = pa.array(geometries, pa.binary())
-    assets = sorted(n for n in fields if n.startswith("asset:"))
-    assets += ["assets"] if "assets" in fields else []
-    for name in [n for n in fields if not n.startswith("asset:") and n != "assets"] + assets:
-        values = fields[name]
-        if name in json_fields:
-            columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
-        else:
-            columns[name] = _typed(name, values, name in ("created", "updated", "published", "expires"))
-    return pa.table(columns)
+    return columns.table()
 
 
 # --------------------------------------------------------------------- stac-geoparquet
@@ -390,27 +340,11 @@ def normalise_stac_geoparquet(table: pa.Table) -> pa.Table:
         if name in ("links", "type"):
             continue
         if name == "bbox" and pa.types.is_struct(t):
-            parts = column.combine_chunks()
-            keys = [t.field(i).name for i in range(t.num_fields)]
-            order = (
-                ["xmin", "ymin", "zmin", "xmax", "ymax", "zmax"]
-                if "zmin" in keys
-                else [
-                    "xmin",
-                    "ymin",
-                    "xmax",
-                    "ymax",
-                ]
-            )
-            rows = zip(*(parts.field(k).to_pylist() for k in order))
-            boxes = [
-                None if not ok or any(v is None for v in r) else bbox_to_wkb(list(r))
-                for r, ok in zip(rows, parts.is_valid().to_pylist())
-            ]
-            columns["bbox"] = pa.array([None if b is None else b[0] for b in boxes], pa.binary())
-            if "zmin" in keys:
-                columns["bbox:zmin"] = pa.array([None if b is None else b[1] for b in boxes], pa.float64())
-                columns["bbox:zmax"] = pa.array([None if b is None else b[2] for b in boxes], pa.float64())
+            boxes, zmin, zmax = bbox_struct_to_wkb(column)
+            columns["bbox"] = pa.array(boxes, pa.binary())
+            if zmin is not None:
+                columns["bbox:zmin"] = pa.array(zmin, pa.float64())
+                columns["bbox:zmax"] = pa.array(zmax, pa.float64())
             continue
         if name == "assets" and pa.types.is_struct(t):
             columns.update(_flatten_assets(column.combine_chunks()))

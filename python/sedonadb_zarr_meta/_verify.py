@@ -13,7 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from sedonadb_zarr_meta._writer import STATS_ATTRIBUTE, _block_stats, _prepare
+from sedonadb_zarr_meta import _lib
+from sedonadb_zarr_meta._write.columns import prepare
+from sedonadb_zarr_meta._write.stats import block_stats
 
 
 def _covers(stored: list[float], actual: list[float]) -> bool:
@@ -23,6 +25,30 @@ def _covers(stored: list[float], actual: list[float]) -> bool:
         and stored[2] >= actual[2]
         and stored[3] >= actual[3]
     )
+
+
+def _block_problems(
+    name: str, key: str, stored: Any, actual: list[Any], block_rows: int, rows: int
+) -> list[str]:
+    """The blocks of one column's ``key`` statistics (``bbox``, ``min``, ``max``) that do not
+    bound the data's."""
+    if not isinstance(stored, list) or len(stored) != len(actual):
+        return [f"column {name!r}: {key!r} statistics have the wrong number of blocks"]
+    problems = []
+    for block, (s, a) in enumerate(zip(stored, actual)):
+        end = min((block + 1) * block_rows, rows)
+        where = f"column {name!r} block {block} (rows {block * block_rows}..{end})"
+        if a is None:
+            continue
+        if s is None:
+            problems.append(f"{where}: recorded as empty but holds values")
+        elif key == "bbox" and not _covers(s, a):
+            problems.append(f"{where}: bbox {s} does not contain the data's {a}")
+        elif key == "min" and not s <= a:
+            problems.append(f"{where}: min {s!r} is above the data's {a!r}")
+        elif key == "max" and not s >= a:
+            problems.append(f"{where}: max {s!r} is below the data's {a!r}")
+    return problems
 
 
 def verify_statistics(uri: str, **options: Any) -> list[str]:
@@ -44,43 +70,25 @@ def verify_statistics(uri: str, **options: Any) -> list[str]:
     """
     from sedonadb_zarr_meta import open_meta
 
-    table_handle = open_meta(uri, **options)
-    stats = json.loads(table_handle.attributes_json).get(STATS_ATTRIBUTE)
-    if not isinstance(stats, dict):
-        raise ValueError(f"{uri}: the group has no statistics ({STATS_ATTRIBUTE!r} attribute)")
-    try:
-        block_rows = int(stats["block_rows"])
-        recorded_rows = int(stats["num_rows"])
-        columns = dict(stats["columns"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{uri}: malformed statistics: {e}") from e
+    handle = open_meta(uri, **options)
+    summary = json.loads(handle.statistics_json)
+    if not summary["present"]:
+        raise ValueError(f"{uri}: the group has no statistics ({_lib.STATS_ATTRIBUTE!r} attribute)")
+    if summary["block_rows"] is None:
+        raise ValueError(f"{uri}: malformed statistics: {summary['problem']}")
+    block_rows, recorded_rows = int(summary["block_rows"]), int(summary["num_rows"])
+    recorded = json.loads(handle.attributes_json)[_lib.STATS_ATTRIBUTE]["columns"]
     problems: list[str] = []
-    if recorded_rows != table_handle.num_rows:
-        problems.append(f"statistics cover {recorded_rows} rows but the group has {table_handle.num_rows}")
-    table = pa.table(table_handle.scan())
-    for column in _prepare(table, {}, None, None):
-        recorded = columns.get(column.name)
-        if recorded is None:
+    if recorded_rows != handle.num_rows:
+        problems.append(f"statistics cover {recorded_rows} rows but the group has {handle.num_rows}")
+    table = pa.table(handle.scan())
+    for column in prepare(table, {}, None, None):
+        entry = recorded.get(column.name)
+        if entry is None:
             continue
-        actual = _block_stats(column, block_rows) or {}
-        for key, values in actual.items():
-            stored = recorded.get(key)
-            if not isinstance(stored, list) or len(stored) != len(values):
-                problems.append(f"column {column.name!r}: {key!r} statistics have the wrong number of blocks")
-                continue
-            for block, (s, a) in enumerate(zip(stored, values)):
-                end = min((block + 1) * block_rows, table.num_rows)
-                rows = f"block {block} (rows {block * block_rows}..{end})"
-                if a is None:
-                    continue
-                if s is None:
-                    problems.append(f"column {column.name!r} {rows}: recorded as empty but holds values")
-                elif key == "bbox" and not _covers(s, a):
-                    problems.append(
-                        f"column {column.name!r} {rows}: bbox {s} does not contain the data's {a}"
-                    )
-                elif key == "min" and not s <= a:
-                    problems.append(f"column {column.name!r} {rows}: min {s!r} is above the data's {a!r}")
-                elif key == "max" and not s >= a:
-                    problems.append(f"column {column.name!r} {rows}: max {s!r} is below the data's {a!r}")
+        if not isinstance(entry, dict):
+            problems.append(f"column {column.name!r}: malformed statistics")
+            continue
+        for key, values in (block_stats(column, block_rows) or {}).items():
+            problems += _block_problems(column.name, key, entry.get(key), values, block_rows, table.num_rows)
     return problems
