@@ -253,7 +253,7 @@ def _make_handler(upstream: tuple[str, int], state: _State) -> type[BaseHTTPRequ
                     damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
                 data = bytes(damaged)
             elif fault == "etag":
-                other = '"%032x"' % rng.getrandbits(128)
+                other = f'"{rng.getrandbits(128):032x}"'
                 headers = [(k, other if k.lower() == "etag" else v) for k, v in headers]
             elif fault == "html200":
                 headers = [(k, v) for k, v in headers if k.lower() not in ("content-range", "content-type")]

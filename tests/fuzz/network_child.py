@@ -42,7 +42,6 @@ def digest(table: Any) -> tuple[str, int]:
 
 def read(spec: dict[str, Any]) -> Any:
     import pyarrow as pa
-
     from sedonadb_zarr_meta import open_meta, register
 
     uri, options, surface, query = spec["uri"], spec["options"], spec["surface"], spec["query"]

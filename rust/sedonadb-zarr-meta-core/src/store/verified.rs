@@ -68,11 +68,8 @@ pub struct Verified {
 #[error("{0}")]
 struct Refused(String);
 
-fn refused(location: &Path, message: String) -> object_store::Error {
-    object_store::Error::Generic {
-        store: "verified",
-        source: Box::new(Refused(format!("{location}: {message}"))),
-    }
+fn refused(kind: &'static str, location: &Path, message: String) -> object_store::Error {
+    object_store::Error::Generic { store: kind, source: Box::new(Refused(format!("{location}: {message}"))) }
 }
 
 /// The MD5 digest an `ETag` is, if it is one (32 hex digits, quoted or not).
@@ -98,9 +95,10 @@ struct Body {
 
 impl Verified {
     /// `inner`, with a failed check repeated up to `retries` times within `budget`.
-    pub fn new(inner: Arc<dyn ObjectStore>, retries: usize, budget: Duration) -> Self {
+    pub fn new(inner: Arc<dyn ObjectStore>, kind: &'static str, retries: usize, budget: Duration) -> Self {
         Self {
             inner,
+            kind,
             retries,
             budget,
             digests: AtomicU8::new(DIGESTS_UNKNOWN),
