@@ -11,4 +11,6 @@ bash "$ROOT/ci/clippy.sh"
 log "pytest"
 # tests/test_install.py installs this wheel into a fresh virtualenv and runs the README there.
 export SZM_WHEEL_DIR="$CACHE/wheels"
-"$PY" -m pytest -q tests "$@"
+# The whole run (pytest and every process it starts) must stay under 8 GB resident:
+# ci/peak_rss.py prints the peak and stops the run if it ever holds more.
+"$PY" "$ROOT/ci/peak_rss.py" --limit-gb 8 -- "$PY" -m pytest -q tests "$@"

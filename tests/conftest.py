@@ -37,8 +37,9 @@ SUBPROCESS_ADDRESS_SPACE = 6 << 30
 
 
 def cap_memory(limit: int = SUBPROCESS_ADDRESS_SPACE) -> None:
-    """``preexec_fn`` for a test's subprocess: cap its address space at ``limit`` bytes."""
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    """``preexec_fn`` for a test's subprocess: cap its address space at ``limit`` bytes
+    (the soft limit: a test's script may set a cap of its own)."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
 
 
 #: The loopback S3 server's bucket shared by the tests that read stores over S3.

@@ -30,7 +30,8 @@ Tests and the benchmark drive it through :class:`ProxyClient`:
   - ``"wrong_range"``: a byte range other than the one asked for (a ranged
     request gets a shifted range with its true ``Content-Range``; a whole
     object gets 206 and its first part);
-  - ``"etag"``: another object's ``ETag`` (as if the object changed).
+  - ``"etag"``: another object's ``ETag`` (as if the object changed);
+  - ``"mix"``: any of the above or ``"503"``/``"reset"``, drawn per request.
 
 ``stats()["faults"]`` counts the faults injected, by kind.
 
@@ -126,6 +127,10 @@ class _State:
                 return None
             elif self.fault_count > 0:
                 self.fault_count -= 1
+            if fault == "mix":
+                fault = self.rng.choice([*BODY_FAULTS, "503", "reset"])
+                if fault in BODY_FAULTS and method != "GET":
+                    return None
             self.faults[fault] = self.faults.get(fault, 0) + 1
             self.faulted.append(f"{method} {path}")
             return fault

@@ -27,7 +27,7 @@ import shapely.geometry
 import zarr
 from sedonadb_zarr_meta import open_meta
 
-from .conftest import BUCKET, s3_options, stac_api
+from .conftest import BUCKET, cap_memory, s3_options, stac_api
 
 ITEMS_FILE = Path(__file__).resolve().parents[1] / "examples" / "stac" / "items.ndjson"
 ITEMS: list[dict[str, Any]] = [
@@ -58,7 +58,13 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     environment["NO_PROXY"] = environment["no_proxy"] = "127.0.0.1,localhost"
     environment.update(env or {})
     return subprocess.run(
-        [*command(), *args], capture_output=True, text=True, timeout=600, env=environment, check=False
+        [*command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+        check=False,
+        preexec_fn=cap_memory,
     )
 
 
@@ -417,6 +423,7 @@ def test_version() -> None:
 def test_module_entry_point_is_the_same_command(store: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "sedonadb_zarr_meta", "info", str(store), "--json"],
+        preexec_fn=cap_memory,
         capture_output=True,
         text=True,
         timeout=600,

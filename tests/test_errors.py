@@ -12,7 +12,7 @@ import shapely
 import zarr
 from sedonadb_zarr_meta import MetaTable, ZarrMetaError, ZarrMetaSpec, open_meta
 
-from .conftest import call, collect, write_group
+from .conftest import call, cap_memory, collect, write_group
 
 
 def good_store(tmp_path: Path, **kw) -> tuple[Path, str]:
@@ -297,7 +297,13 @@ def test_zstd_header_declaring_absurd_size_is_refused(tmp_path):
         "import sys, pyarrow as pa; from sedonadb_zarr_meta import open_meta; "
         "pa.table(open_meta(sys.argv[1]).scan())"
     )
-    run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", script, uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=cap_memory,
+    )
     assert run.returncode == 1, run.stderr[-2000:]
     assert "array 'a'" in run.stderr and "zstd frame declares 1125899906842624 decoded bytes" in run.stderr
 
@@ -408,7 +414,13 @@ def test_gzip_bomb_stops_at_the_chunk_size(tmp_path):
         "t = open_meta(sys.argv[1]); resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
         "pa.table(t.scan())"
     )
-    run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", script, uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap_memory,
+    )
     assert run.returncode == 1, run.stderr[-2000:]
     assert "array 'a'" in run.stderr and "inflates to more than a chunk of this array holds" in run.stderr
 
@@ -526,7 +538,13 @@ def test_limit_on_metadata_claiming_far_more_rows_than_written(tmp_path):
         "print(pa.table(s.sql(q)).num_rows, c.sql(q).to_arrow_table().num_rows,\n"
         "      pa.table(open_meta(sys.argv[1]).scan(end=5)).column('n').to_pylist())\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, uri], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", script, uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap_memory,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["5", "5", "[0,", "1,", "2,", "3,", "4]"]
 

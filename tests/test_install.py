@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import cap_memory
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
@@ -272,7 +274,9 @@ def run_example(example: Example, index: int, python: str, cwd: Path, scripts: P
     script = scripts / f"example_{index:02d}_line{example.line}.{suffix}"
     script.write_text(example.code, encoding="utf-8")
     cmd = [python, str(script)] if example.lang == "python" else ["bash", "-e", "-o", "pipefail", str(script)]
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=EXAMPLE_TIMEOUT)
+    result = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=EXAMPLE_TIMEOUT, preexec_fn=cap_memory
+    )
     check(result, f"the example at {example.label()}")
     for warning in HOST_WARNINGS:
         assert warning not in result.stderr, f"{example.label()}: SedonaDB warned:\n{result.stderr[-3000:]}"

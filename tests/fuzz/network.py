@@ -118,16 +118,19 @@ def read(uri: str, options: dict[str, Any], surface: str, query: str) -> dict[st
     return json.loads(lines[-1])
 
 
-def expected_answers(stores: dict[str, tuple[str, str]]) -> dict[tuple[str, str, str], str]:
-    """The digest of every (store, surface, query) on the store's local twin."""
-    out = {}
-    for store, (local, _) in stores.items():
-        for surface in SURFACES:
-            for query in QUERIES[surface]:
-                result = read(local, {}, surface, query)
-                assert "digest" in result, (store, surface, query, result)
-                out[(store, surface, query)] = result["digest"]
-    return out
+class Expected(dict):
+    """The digest of a (store, surface, query) on the store's local twin, read when first asked for."""
+
+    def __init__(self, stores: dict[str, tuple[str, str]]) -> None:
+        super().__init__()
+        self.stores = stores
+
+    def __missing__(self, key: tuple[str, str, str]) -> str:
+        store, surface, query = key
+        result = read(self.stores[store][0], {}, surface, query)
+        assert "digest" in result, (key, result)
+        self[key] = result["digest"]
+        return result["digest"]
 
 
 def draw_case(seed: int) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def run(cases: int, seed: int, keep: Path | None = None) -> tuple[dict[str, dict
     server = S3Server()
     try:
         stores = write_stores(server, base)
-        expected = expected_answers(stores)
+        expected = Expected(stores)
         options = read_options(server)
         for store, (_, uri) in stores.items():  # the stores answer right without faults
             answer = read(uri, options, "open_meta", "full")
@@ -211,12 +214,59 @@ def run(cases: int, seed: int, keep: Path | None = None) -> tuple[dict[str, dict
         server.stop()
 
 
+def load(host: str, seconds: float, threads: int = 16, probability: float = 0.05) -> dict[str, Any]:
+    """``threads`` concurrent queries on one ``host`` context for ``seconds``, with a fault
+    drawn from every kind on ``probability`` of the requests: the counts of outcomes and
+    the query process's resident memory before and after."""
+    base = Path(tempfile.mkdtemp(prefix="szm-netload-"))
+    server = S3Server()
+    try:
+        stores = write_stores(server, base)
+        spec = {
+            "host": host,
+            "uris": [stores["meta"][1], stores["plain"][1]],
+            "options": read_options(server),
+            "threads": threads,
+            "seconds": seconds,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fuzz.network_load", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            preexec_fn=_cap,
+        )
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            ready = proc.stdout.readline().split()
+            assert ready[:1] == ["ready"], ready
+            server.control.configure(fault="mix", fault_probability=probability, seed=1)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            faults = server.control.stats()["faults"]
+            server.control.clear()
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        result = json.loads(line)
+        return {**result, "faults": faults}
+    finally:
+        server.stop()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", type=Path, help="write the local twins here (kept after the run)")
+    p.add_argument("--load", metavar="SECONDS", type=float, help="instead: 16 concurrent queries per host")
     a = p.parse_args()
+    if a.load:
+        for host in ("sedonadb", "datafusion"):
+            print(host, json.dumps(load(host, a.load)), flush=True)
+        return
     started = time.monotonic()
     counts, bad = run(a.cases, a.seed, a.keep)
     print(f"{a.cases} cases (seeds {a.seed}..{a.seed + a.cases - 1}) in {time.monotonic() - started:.0f} s")

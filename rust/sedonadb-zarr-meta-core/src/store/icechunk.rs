@@ -270,8 +270,16 @@ impl object_store_icechunk::ObjectStore for WholeReads {
     }
 }
 
+/// An error of the repository's storage; a request the object store refused
+/// for want of privileges or credentials is a permission error, as on plain stores.
 fn storage_error(display: &str, message: impl Into<String>) -> ZarrMetaError {
-    ZarrMetaError::Storage { store: display.to_string(), message: message.into() }
+    let message = message.into();
+    // object_store's PermissionDenied and Unauthenticated errors, as icechunk words them.
+    let denied = ["lacked the necessary privileges", "lacked valid authentication credentials"];
+    if denied.iter().any(|d| message.contains(d)) {
+        return ZarrMetaError::PermissionDenied { store: display.to_string(), message };
+    }
+    ZarrMetaError::Storage { store: display.to_string(), message }
 }
 
 /// An opened Icechunk repository.
