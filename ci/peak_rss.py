@@ -64,8 +64,11 @@ def main() -> int:
         peak = max(peak, rss)
         if rss > limit and not exceeded:
             exceeded = True
-            print(f"\npeak_rss: the run holds {rss / (1 << 30):.2f} GiB, over {args.limit_gb} GiB: stopping it",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\npeak_rss: the run holds {rss / (1 << 30):.2f} GiB, over {args.limit_gb} GiB: stopping it",
+                file=sys.stderr,
+                flush=True,
+            )
             os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(0.1)
     print(f"peak_rss: {peak / (1 << 30):.2f} GiB at most (limit {args.limit_gb} GiB)", file=sys.stderr)
