@@ -12,10 +12,12 @@ mod table_function;
 mod versions;
 
 use pyo3::prelude::*;
-use sedonadb_zarr_meta_core::{group, options, pruning, store};
+use sedonadb_zarr_meta_core::{metadata, options, store};
 
 #[pymodule]
 fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The one runtime, in place before any store is opened.
+    runtime::runtime();
     m.add("ZarrMetaError", m.py().get_type::<error::ZarrMetaException>())?;
     m.add_class::<reader::MetaTable>()?;
     m.add_class::<reader::BatchStream>()?;
@@ -32,9 +34,9 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_OPTIONS_BYTES", options::MAX_OPTIONS_BYTES)?;
     m.add("OBJECT_STORE_SCHEMES", store::OBJECT_STORE_SCHEMES.to_vec())?;
     // Names and defaults the writer and the command-line tool share with the reader.
-    m.add("STATS_ATTRIBUTE", pruning::STATS_ATTRIBUTE)?;
-    m.add("VALIDITY_ATTRIBUTE", group::VALIDITY_ATTRIBUTE)?;
-    m.add("VALIDITY_GROUP", group::VALIDITY_GROUP)?;
+    m.add("STATS_ATTRIBUTE", metadata::STATS_ATTRIBUTE)?;
+    m.add("VALIDITY_ATTRIBUTE", metadata::VALIDITY_ATTRIBUTE)?;
+    m.add("VALIDITY_GROUP", metadata::VALIDITY_GROUP)?;
     m.add("ICECHUNK_MARKERS", store::icechunk::MARKERS.to_vec())?;
     m.add("DEFAULT_MAX_RETRIES", store::config::DEFAULT_MAX_RETRIES)?;
     m.add("DEFAULT_RETRY_TIMEOUT_SECS", store::config::DEFAULT_RETRY_TIMEOUT_SECS)?;

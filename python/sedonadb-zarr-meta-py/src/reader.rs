@@ -11,7 +11,7 @@ use arrow_schema::ffi::FFI_ArrowSchema;
 use arrow_schema::{ArrowError, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use sedonadb_zarr_meta_core::pruning::{Predicate, Test};
+use sedonadb_zarr_meta_core::scan::{Predicate, Test};
 use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions, ScanMetrics};
 
 use crate::error::{BindingError, BindingResult};
@@ -68,10 +68,10 @@ impl MetaTable {
     }
 
     /// The group's chunk statistics as readers understand them (a JSON object;
-    /// see `sedonadb_zarr_meta_core::pruning::stats_report`).
+    /// see `sedonadb_zarr_meta_core::metadata::stats_report`).
     #[getter]
     fn statistics_json(&self) -> String {
-        sedonadb_zarr_meta_core::pruning::stats_report(&self.group.attributes, self.group.num_rows)
+        sedonadb_zarr_meta_core::metadata::stats_report(&self.group.attributes, self.group.num_rows)
             .to_string()
     }
 

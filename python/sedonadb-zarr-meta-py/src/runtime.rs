@@ -1,27 +1,21 @@
-//! The plugin's one tokio runtime.
-//!
-//! This library links its own copy of tokio, so the host's runtime is
-//! invisible here (`Handle::current()` would panic). The FFI layers enter
-//! this runtime around `execute`/`poll_next`, and SedonaDB's extension ABI
-//! drives scans and streams on it; it lives for the whole process.
+//! The core's runtime ([`sedonadb_zarr_meta_core::runtime`]), owned here in
+//! the handle SedonaDB's extension ABI takes: dropping it shuts the runtime
+//! down on a thread of its own, never one attached to the interpreter.
 
 use std::sync::{Arc, OnceLock};
 
 use sedona_extension::runtime::RuntimeHandle;
+use sedonadb_zarr_meta_core::runtime as core;
 
-/// The process-wide runtime (multi-threaded, with timers: the SedonaDB
-/// stream bridge sleeps while it waits for batches).
+/// The plugin's runtime, installed as the core's on first use (the module
+/// does so when it loads, before anything else can start one).
 pub fn runtime() -> Arc<RuntimeHandle> {
     static RUNTIME: OnceLock<Arc<RuntimeHandle>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .thread_name("sedonadb-zarr-meta")
-                .build()
-                .expect("creating the plugin's tokio runtime");
-            Arc::new(RuntimeHandle::new(rt))
+            let runtime = Arc::new(RuntimeHandle::new(core::build()));
+            core::install(runtime.handle().clone());
+            runtime
         })
         .clone()
 }

@@ -9,8 +9,8 @@ use datafusion_ffi::udf::FFI_ScalarUDF;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use sedonadb_zarr_meta_core::crs_udf::{CrsIdiom, Idiom, Unavailable};
-use sedonadb_zarr_meta_core::geom_udf::{GeomFrom, Input};
+use sedonadb_zarr_meta_core::sql::crs_udf::{CrsIdiom, Idiom, Unavailable};
+use sedonadb_zarr_meta_core::sql::geom_udf::{GeomFrom, Input};
 
 use crate::host;
 

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use sedonadb_zarr_meta_core::{geometry, pages, vlen};
+use sedonadb_zarr_meta_core::decode::{pages, vlen};
+use sedonadb_zarr_meta_core::geometry;
 use serde_json::Value;
 
 /// One chunk file, whether its array is variable-length (`vlen-*`

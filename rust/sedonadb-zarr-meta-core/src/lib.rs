@@ -2,32 +2,26 @@
 //! catalogue item — as Arrow record batches, with `bbox`/`geometry` arrays as
 //! GeoArrow WKB carrying a CRS.
 //!
-//! This crate knows nothing of Python; the binding crate wraps it.
+//! This crate knows nothing of Python; the binding crate wraps it. Its
+//! folders follow the way from a URI to an Arrow batch, each using only the
+//! ones before it: [`store`] (where bytes come from), [`metadata`] (the group
+//! and its arrays), [`decode`] (chunk bytes to Arrow), [`scan`] (providers,
+//! pruning, the batch reader) and [`sql`] (the functions a session gets);
+//! [`geometry`] serves them all.
 
-pub mod bounds;
-pub mod crs_udf;
 pub mod decode;
-pub mod dtype;
 pub mod error;
-pub mod filters;
-pub mod geom_udf;
 pub mod geometry;
-pub mod group;
+pub mod limits;
+pub mod metadata;
 pub mod options;
-pub mod pages;
-pub mod provider;
-pub mod pruning;
-pub mod reader;
 pub mod runtime;
+pub mod scan;
+pub mod sql;
 pub mod store;
-pub mod temporal;
-pub mod udtf;
-pub mod vlen;
-pub mod wkb_check;
 
 pub use error::{ErrorKind, Result, ZarrMetaError};
-pub use group::MetaGroup;
+pub use metadata::MetaGroup;
 pub use options::ReadOptions;
-pub use provider::{ZarrMetaExec, ZarrMetaTable};
-pub use reader::{BatchReader, ScanMetrics};
-pub use udtf::ZarrMetaTableFunction;
+pub use scan::{BatchReader, ScanMetrics, ZarrMetaExec, ZarrMetaTable};
+pub use sql::ZarrMetaTableFunction;

@@ -6,7 +6,24 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Result, ZarrMetaError};
-use crate::store::icechunk::Version;
+
+/// Which version of a repository to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    Branch(String),
+    Tag(String),
+    Snapshot(String),
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Branch(b) => write!(f, "branch '{b}'"),
+            Self::Tag(t) => write!(f, "tag '{t}'"),
+            Self::Snapshot(s) => write!(f, "snapshot '{s}'"),
+        }
+    }
+}
 
 /// Default number of rows per emitted `RecordBatch`.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;

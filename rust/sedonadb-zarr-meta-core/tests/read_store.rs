@@ -14,7 +14,8 @@ use zarrs::array::{data_type, ArrayBuilder, ArraySubset, FillValue};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
 
-use sedonadb_zarr_meta_core::pruning::{Predicate, Test, STATS_ATTRIBUTE};
+use sedonadb_zarr_meta_core::metadata::STATS_ATTRIBUTE;
+use sedonadb_zarr_meta_core::scan::{Predicate, Test};
 use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions, ScanMetrics};
 
 const N: u64 = 10;
@@ -134,7 +135,7 @@ fn without_statistics_only_filter_columns_are_read() {
 
 #[test]
 fn partitions_share_the_chunks_statistics_keep() {
-    use sedonadb_zarr_meta_core::reader::partition_ranges;
+    use sedonadb_zarr_meta_core::scan::partition_ranges;
     let dir = tempfile::tempdir().unwrap();
     write_store(dir.path(), true);
     let group = Arc::new(MetaGroup::open(dir.path().to_str().unwrap(), ReadOptions::default()).unwrap());

@@ -23,6 +23,7 @@ use zarrs_icechunk::AsyncIcechunkStore;
 use super::config::{self, Redactor};
 use crate::error::{Result, ZarrMetaError};
 use crate::options::StorageOptions;
+use crate::options::Version;
 use crate::runtime::run;
 
 /// Objects only an Icechunk repository has at its root: the repository info
@@ -34,24 +35,6 @@ pub const NOT_A_REPOSITORY: &str = "Icechunk repository";
 
 /// The branch read when no version is chosen.
 pub const DEFAULT_BRANCH: &str = "main";
-
-/// Which version of a repository to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Version {
-    Branch(String),
-    Tag(String),
-    Snapshot(String),
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Branch(b) => write!(f, "branch '{b}'"),
-            Self::Tag(t) => write!(f, "tag '{t}'"),
-            Self::Snapshot(s) => write!(f, "snapshot '{s}'"),
-        }
-    }
-}
 
 /// Whether the local directory `path` holds an Icechunk repository.
 pub fn is_local_repository(path: &FsPath) -> bool {

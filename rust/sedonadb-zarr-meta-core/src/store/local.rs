@@ -11,7 +11,7 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
 use zarrs_storage::{MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey};
 
-use crate::group::MAX_CHUNK_BYTES;
+use crate::limits::MAX_CHUNK_BYTES;
 
 /// Largest file read from a store: a chunk may hold at most
 /// [`MAX_CHUNK_BYTES`] decoded, plus room for codec framing.

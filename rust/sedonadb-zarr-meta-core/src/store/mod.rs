@@ -55,7 +55,8 @@ use zarrs::storage::{ListableStorageTraits, ReadableListableStorageTraits, Store
 
 use crate::error::{Result, ZarrMetaError};
 use crate::options::ReadOptions;
-use icechunk::{Location, Repo, Version};
+use crate::options::Version;
+use icechunk::{Location, Repo};
 use local::LocalStorage;
 use remote::{Remote, RemoteStorage};
 

@@ -12,30 +12,11 @@
 
 use std::cell::RefCell;
 
-use zarrs::array::{Array, ArrayMetadata};
-
-use crate::store::DynStorage;
-
 /// A thread's decompression buffer is kept up to this size between chunks.
 const KEEP_BYTES: usize = 64 << 20;
 
 thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Whether [`decode_chunk`] reads `array`'s chunks: exactly the codecs
-/// `vlen-bytes`/`vlen-utf8` then `zstd`, a regular grid, no storage transformer.
-pub fn applies(array: &Array<DynStorage>) -> bool {
-    match array.metadata() {
-        ArrayMetadata::V3(m) => {
-            m.storage_transformers.is_empty()
-                && m.chunk_grid.name() == "regular"
-                && m.codecs.len() == 2
-                && matches!(m.codecs[0].name(), "vlen-bytes" | "vlen-utf8")
-                && m.codecs[1].name() == "zstd"
-        }
-        ArrayMetadata::V2(_) => false,
-    }
 }
 
 /// The first `keep` elements of a chunk of `expected` elements, from its
@@ -66,7 +47,7 @@ pub fn decode_chunk(compressed: &[u8], expected: usize, keep: usize) -> Result<(
 
 /// Split decoded `vlen-bytes` into the first `keep` elements' values and offsets.
 fn split(raw: &[u8], expected: usize, keep: usize) -> Result<(Vec<u8>, Vec<i32>), String> {
-    let mut values = crate::pages::values_buffer(raw.len().saturating_sub(4 * (expected + 1)));
+    let mut values = crate::decode::pages::values_buffer(raw.len().saturating_sub(4 * (expected + 1)));
     let mut offsets = Vec::with_capacity(keep + 1);
     split_into(raw, expected, keep, &mut values, &mut offsets)?;
     Ok((values, offsets))
@@ -90,7 +71,7 @@ pub fn split_into(
     }
     // Elements lie inside `raw`, so `values` grows by less than its length
     // and every offset below fits once the end does.
-    crate::decode::offsets_fit(values.len().saturating_add(raw.len()))?;
+    crate::decode::arrow::offsets_fit(values.len().saturating_add(raw.len()))?;
     offsets.push(values.len() as i32);
     let mut at = 4;
     for element in 0..expected {

@@ -16,7 +16,7 @@ pub enum Extent {
 
 /// The extent of one WKB geometry.
 pub fn wkb_extent(buf: &[u8]) -> Extent {
-    match crate::wkb_check::extent(buf) {
+    match crate::geometry::wkb_check::extent(buf) {
         Ok(Some(b)) => Extent::Box(b),
         Ok(None) => Extent::Empty,
         Err(_) => Extent::Unknown,

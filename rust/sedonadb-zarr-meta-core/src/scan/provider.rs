@@ -22,10 +22,11 @@ use datafusion_physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion_physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 
-use crate::filters::{is_prunable, predicates_of};
-use crate::group::MetaGroup;
-use crate::pruning::Predicate;
-use crate::reader::{partition_ranges, BatchReader, ScanMetrics};
+use crate::metadata::MetaGroup;
+use crate::scan::filters::{is_prunable, predicates_of};
+use crate::scan::plan::partition_ranges;
+use crate::scan::predicate::Predicate;
+use crate::scan::reader::{BatchReader, ScanMetrics};
 
 /// Most batches a partition's channel holds (a chunk of many small batches).
 const MAX_CHANNEL_BATCHES: usize = 64;
@@ -219,7 +220,7 @@ impl ZarrMetaExec {
         let widest = self
             .projection
             .iter()
-            .filter_map(|&c| crate::group::widest_chunk(&self.group.columns[c].chunk_bounds))
+            .filter_map(|&c| crate::metadata::widest_chunk(&self.group.columns[c].chunk_bounds))
             .max()
             .unwrap_or(0);
         (widest as usize).div_ceil(batch_size.max(1)).clamp(2, MAX_CHANNEL_BATCHES)

@@ -10,10 +10,11 @@ use arrow_schema::TimeUnit;
 use datafusion_common::{Column, ScalarValue};
 use datafusion_expr::{Between, BinaryExpr, Expr, Operator};
 
-use crate::bounds::{wkb_extent, Extent};
-use crate::decode::ColumnKind;
-use crate::group::MetaGroup;
-use crate::pruning::{unit_nanos, Bound, Lit, Predicate, Test};
+use crate::geometry::{wkb_extent, Extent};
+use crate::metadata::ColumnKind;
+use crate::metadata::MetaGroup;
+use crate::metadata::{unit_nanos, Lit};
+use crate::scan::predicate::{Bound, Predicate, Test};
 
 /// Spatial predicates whose truth implies intersecting bounding boxes.
 const SPATIAL: [&str; 5] = ["st_intersects", "st_within", "st_contains", "st_covers", "st_coveredby"];

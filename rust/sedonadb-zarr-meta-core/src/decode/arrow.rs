@@ -15,59 +15,8 @@ use arrow_buffer::{ArrowNativeType, Buffer, NullBuffer, OffsetBuffer, ScalarBuff
 use arrow_schema::DataType;
 
 use crate::geometry::{validate_wkb, wkt_to_wkb, GeometryEncoding};
-use crate::temporal::TimeConversion;
-
-/// What an array's elements are and how they become Arrow values.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ColumnKind {
-    /// A fixed-size number (or bool) copied as is; the Arrow type says which.
-    Primitive(DataType),
-    /// IEEE half floats, widened to Float32 (hosts handle Float16 poorly).
-    Float16,
-    /// `datetime64` values.
-    Timestamp(TimeConversion),
-    /// `timedelta64` values.
-    Duration(TimeConversion),
-    /// Variable- or fixed-length text.
-    Utf8(Storage),
-    /// Variable- or fixed-length bytes.
-    Binary(Storage),
-    /// Text or bytes holding one geometry per row, emitted as WKB.
-    Geometry(Storage, GeometryEncoding),
-}
-
-/// The physical layout of text/bytes elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// zarrs variable-length bytes (vlen-utf8, vlen-bytes).
-    Variable,
-    /// NumPy `<U n`: n UTF-32 code units, NUL padded.
-    FixedUtf32 { length_bytes: usize },
-    /// NumPy `|S n`: n bytes, NUL padded.
-    FixedBytes { length_bytes: usize },
-}
-
-impl ColumnKind {
-    /// The Arrow type this kind produces.
-    pub fn arrow_type(&self) -> DataType {
-        match self {
-            ColumnKind::Primitive(dt) => dt.clone(),
-            ColumnKind::Float16 => DataType::Float32,
-            ColumnKind::Timestamp(c) => DataType::Timestamp(c.unit, None),
-            ColumnKind::Duration(c) => DataType::Duration(c.unit),
-            ColumnKind::Utf8(_) => DataType::Utf8,
-            ColumnKind::Binary(_) | ColumnKind::Geometry(..) => DataType::Binary,
-        }
-    }
-
-    /// The element layout, for kinds that hold text or bytes.
-    pub fn storage(&self) -> Option<Storage> {
-        match self {
-            ColumnKind::Utf8(s) | ColumnKind::Binary(s) | ColumnKind::Geometry(s, _) => Some(*s),
-            _ => None,
-        }
-    }
-}
+use crate::metadata::temporal::TimeConversion;
+use crate::metadata::{ColumnKind, Storage};
 
 /// Element bytes of a run of rows as zarrs decoded them.
 pub enum Elements {
@@ -160,9 +109,10 @@ fn primitive(dt: &DataType, raw: Vec<u8>, rows: usize) -> Result<ArrayRef, Strin
 
 fn temporal(conv: &TimeConversion, raw: Vec<u8>, rows: usize, duration: bool) -> Result<ArrayRef, String> {
     let stored = scalar_buffer::<i64>(raw, rows)?;
-    let has_nat = stored.contains(&crate::temporal::NAT);
+    let has_nat = stored.contains(&crate::metadata::temporal::NAT);
     let (values, nulls) = if conv.is_identity() {
-        let nulls = has_nat.then(|| NullBuffer::from_iter(stored.iter().map(|v| *v != crate::temporal::NAT)));
+        let nulls = has_nat
+            .then(|| NullBuffer::from_iter(stored.iter().map(|v| *v != crate::metadata::temporal::NAT)));
         (stored, nulls)
     } else {
         let mut out = Vec::with_capacity(rows);
@@ -354,7 +304,7 @@ fn geometry(encoding: GeometryEncoding, bytes: &[u8], offsets: &[i32]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::temporal::{NumpyUnit, NAT};
+    use crate::metadata::temporal::{NumpyUnit, NAT};
     use arrow_array::cast::AsArray;
     use arrow_array::Array;
 

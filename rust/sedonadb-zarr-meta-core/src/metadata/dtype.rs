@@ -8,8 +8,8 @@
 use arrow_schema::DataType;
 use serde_json::Value;
 
-use crate::decode::{ColumnKind, Storage};
-use crate::temporal::{NumpyUnit, TimeConversion};
+use crate::metadata::temporal::{NumpyUnit, TimeConversion};
+use crate::metadata::{ColumnKind, Storage};
 
 /// The outcome of looking at one array's data type.
 #[derive(Debug, Clone, PartialEq)]

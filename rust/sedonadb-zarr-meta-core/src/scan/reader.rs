@@ -11,17 +11,16 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow_array::{make_array, Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
-use arrow_buffer::{BooleanBuffer, NullBuffer};
+use arrow_array::{Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow_buffer::BooleanBuffer;
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
 use rayon::prelude::*;
-use zarrs::array::ArrayBytes;
 
-use crate::decode::{to_arrow, Elements};
 use crate::error::{Result, ZarrMetaError};
-use crate::group::{MetaColumn, MetaGroup};
-use crate::pruning::{row_mask, Predicate};
+use crate::metadata::{MetaColumn, MetaGroup};
+use crate::scan::plan::{candidate_ranges, plan_pieces};
+use crate::scan::predicate::{row_mask, Predicate};
 
 /// Counters a scan updates, shared with whoever wants to observe it.
 #[derive(Debug, Default)]
@@ -32,176 +31,6 @@ pub struct ScanMetrics {
     pub rows_emitted: AtomicU64,
     /// Pieces (runs of rows inside one chunk) skipped by predicates.
     pub pieces_skipped: AtomicU64,
-}
-
-impl MetaColumn {
-    /// Decode rows `rows` of this column (which must lie in one chunk or be
-    /// any range; zarrs stitches chunks together).
-    pub fn read(&self, store: &str, rows: Range<u64>) -> Result<ArrayRef> {
-        let err = |m: String| ZarrMetaError::array(store, &self.name, m);
-        let n = (rows.end - rows.start) as usize;
-        // Decoders index into data they decompressed; corrupt input must
-        // surface as an error, never unwind into a host through FFI.
-        let elements = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.elements(&rows)))
-            .map_err(|_| {
-                err(format!("rows {}..{}: chunk data is corrupt (decoder failed)", rows.start, rows.end))
-            })?
-            .map_err(|e| err(format!("cannot read rows {}..{}: {e}", rows.start, rows.end)))?;
-        let values = to_arrow(&self.kind, elements, n)
-            .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end)))?;
-        if values.len() != n {
-            return Err(err(format!("rows {}..{}: decoded {} rows", rows.start, rows.end, values.len())));
-        }
-        match &self.validity {
-            Some(validity) => with_validity(values, &validity.read(store, rows.clone())?)
-                .map_err(|m| err(format!("rows {}..{}: {m}", rows.start, rows.end))),
-            None => Ok(values),
-        }
-    }
-
-    /// The element bytes of `rows`: the first rows of one chunk through
-    /// [`crate::vlen`] where its layout allows, anything else from whole
-    /// chunks decoded by zarrs.
-    ///
-    /// Chunks are always decoded whole, never partially: a whole chunk's
-    /// decoding checks that it, and every inner chunk of a shard, holds
-    /// exactly the bytes its shape says, where a partial decoder would read
-    /// the first bytes of a longer one without complaint.
-    fn elements(&self, rows: &Range<u64>) -> std::result::Result<Elements, String> {
-        let chunk = self.chunk_of(rows.start);
-        if self.direct_vlen
-            && self.chunk_bounds[chunk] == rows.start
-            && rows.end <= self.chunk_bounds[chunk + 1]
-        {
-            let key = self.array.chunk_key(&[chunk as u64]);
-            let expected = self.array.chunk_shape(&[chunk as u64]).map_err(|e| e.to_string())?[0].get();
-            // A missing chunk is the fill value, which zarrs makes below.
-            if let Some(compressed) = self.array.storage().get(&key).map_err(|e| e.to_string())? {
-                let keep = (rows.end - rows.start) as usize;
-                let (bytes, offsets) = crate::vlen::decode_chunk(&compressed, expected as usize, keep)
-                    .map_err(|e| format!("{key}: {e}"))?;
-                return Ok(Elements::Variable { bytes, offsets });
-            }
-        }
-        let mut parts = Vec::new();
-        let mut at = rows.start;
-        while at < rows.end {
-            let chunk = self.chunk_of(at);
-            let start = self.chunk_bounds[chunk];
-            let end = rows.end.min(self.chunk_bounds[chunk + 1]);
-            parts.push(self.chunk_part(chunk, (at - start) as usize..(end - start) as usize)?);
-            at = end;
-        }
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
-        }
-        concat_elements(parts)
-    }
-
-    /// Elements `part` of chunk `chunk`, decoded whole.
-    fn chunk_part(&self, chunk: usize, part: Range<usize>) -> std::result::Result<Elements, String> {
-        let key = self.array.chunk_key(&[chunk as u64]);
-        let shape = self.array.chunk_shape(&[chunk as u64]).map_err(|e| e.to_string())?[0].get();
-        let decoded = self.array.retrieve_chunk::<ArrayBytes<'static>>(&[chunk as u64]).map_err(|e| {
-            // Storage errors name the key already.
-            let message = e.to_string();
-            if message.contains(key.as_str()) {
-                message
-            } else {
-                format!("{key}: {message}")
-            }
-        })?;
-        match decoded {
-            ArrayBytes::Fixed(raw) => {
-                let size =
-                    self.array.data_type().fixed_size().ok_or("internal: fixed bytes of a variable type")?;
-                if raw.len() as u64 != shape.saturating_mul(size as u64) {
-                    return Err(format!(
-                        "{key}: the chunk decodes to {} bytes, not the {} of {shape} elements of {size} bytes",
-                        raw.len(),
-                        shape.saturating_mul(size as u64)
-                    ));
-                }
-                let raw = raw.into_owned();
-                if part.start == 0 && part.end * size == raw.len() {
-                    return Ok(Elements::Fixed(raw));
-                }
-                Ok(Elements::Fixed(raw[part.start * size..part.end * size].to_vec()))
-            }
-            ArrayBytes::Variable(v) => {
-                let (raw, offsets) = v.into_parts();
-                if offsets.len() as u64 != shape + 1 {
-                    return Err(format!(
-                        "{key}: the chunk decodes to {} elements, not {shape}",
-                        offsets.len() - 1
-                    ));
-                }
-                let (first, last) = (offsets[part.start], offsets[part.end]);
-                if first > last || last > raw.len() {
-                    return Err(format!("{key}: element offsets out of bounds"));
-                }
-                let offsets =
-                    crate::decode::i32_offsets(offsets[part.start..=part.end].iter().map(|o| o - first))?;
-                let bytes = if first == 0 && last == raw.len() {
-                    raw.into_owned()
-                } else {
-                    raw[first..last].to_vec()
-                };
-                Ok(Elements::Variable { bytes, offsets })
-            }
-            ArrayBytes::Optional(_) => Err("optional (masked) data types are not supported".into()),
-        }
-    }
-
-    /// Store keys of chunk `chunk` and of the validity chunk holding its first row.
-    fn chunk_keys(&self, chunk: usize) -> Vec<zarrs::storage::StoreKey> {
-        let mut keys = vec![self.array.chunk_key(&[chunk as u64])];
-        if let Some(validity) = &self.validity {
-            let row = self.chunk_bounds[chunk];
-            keys.push(validity.array.chunk_key(&[validity.chunk_of(row) as u64]));
-        }
-        keys
-    }
-
-    /// Index of the chunk holding `row`.
-    fn chunk_of(&self, row: u64) -> usize {
-        self.chunk_bounds.partition_point(|b| *b <= row).saturating_sub(1)
-    }
-}
-
-/// Parts of consecutive chunks as one run of elements.
-fn concat_elements(parts: Vec<Elements>) -> std::result::Result<Elements, String> {
-    let mut fixed = Vec::new();
-    let (mut bytes, mut offsets) = (Vec::new(), vec![0i32]);
-    let mut variable = false;
-    for part in parts {
-        match part {
-            Elements::Fixed(raw) => fixed.extend_from_slice(&raw),
-            Elements::Variable { bytes: b, offsets: o } => {
-                variable = true;
-                let base = bytes.len();
-                crate::decode::offsets_fit(base.saturating_add(b.len()))?;
-                bytes.extend_from_slice(&b);
-                offsets.extend(o.iter().skip(1).map(|x| *x + base as i32));
-            }
-        }
-    }
-    Ok(if variable { Elements::Variable { bytes, offsets } } else { Elements::Fixed(fixed) })
-}
-
-/// `values` with the rows that `validity` marks `false` (or null) made null.
-fn with_validity(values: ArrayRef, validity: &ArrayRef) -> std::result::Result<ArrayRef, String> {
-    if validity.len() != values.len() {
-        return Err(format!("validity array decoded {} rows for {}", validity.len(), values.len()));
-    }
-    let flags = validity.as_any().downcast_ref::<BooleanArray>().ok_or("validity array is not boolean")?;
-    let valid = match flags.nulls() {
-        Some(n) => flags.values() & n.inner(),
-        None => flags.values().clone(),
-    };
-    let nulls = NullBuffer::union(values.nulls(), Some(&NullBuffer::new(valid)));
-    let data = values.into_data().into_builder().nulls(nulls);
-    Ok(make_array(data.build().map_err(|e| e.to_string())?))
 }
 
 /// Bytes of compressed chunks a scan of an object store may request ahead of
@@ -518,7 +347,7 @@ impl BatchReader {
 /// Bytes of `column`'s widest chunk, decoded: a bound on the compressed size
 /// for fixed-size types, an estimate for variable-length ones.
 fn estimated_chunk_bytes(column: &MetaColumn) -> u64 {
-    let rows = crate::group::widest_chunk(&column.chunk_bounds).unwrap_or(1);
+    let rows = crate::metadata::widest_chunk(&column.chunk_bounds).unwrap_or(1);
     let element = column.array.data_type().fixed_size().map_or(VARIABLE_ELEMENT_BYTES, |s| s as u64);
     rows.saturating_mul(element)
 }
@@ -546,110 +375,4 @@ impl Iterator for BatchReader {
         }
         None
     }
-}
-
-/// Split `rows` at every chunk boundary of the projected columns and every
-/// `batch_size` rows after a boundary.
-fn plan_pieces(
-    group: &MetaGroup,
-    projection: &[usize],
-    rows: Range<u64>,
-    batch_size: usize,
-) -> VecDeque<Range<u64>> {
-    let mut cuts: Vec<u64> = projection
-        .iter()
-        .flat_map(|&c| group.columns[c].chunk_bounds.iter().copied())
-        .filter(|b| *b > rows.start && *b < rows.end)
-        .collect();
-    cuts.push(rows.end);
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut pieces = VecDeque::new();
-    let mut start = rows.start;
-    for cut in cuts {
-        while start < cut {
-            let end = cut.min(start.saturating_add(batch_size as u64));
-            pieces.push_back(start..end);
-            start = end;
-        }
-    }
-    pieces
-}
-
-/// The parts of `rows` (clamped to the group) whose statistics do not rule
-/// out a match of every one of `predicates`.
-fn candidate_ranges(group: &MetaGroup, predicates: &[Predicate], rows: Range<u64>) -> Vec<Range<u64>> {
-    let end = rows.end.min(group.num_rows);
-    let start = rows.start.min(end);
-    match &group.stats {
-        Some(stats) if !predicates.is_empty() => stats.prune(predicates, start..end),
-        _ => std::iter::once(start..end).collect(),
-    }
-}
-
-/// The first `n` rows of `ranges`.
-fn first_rows(ranges: Vec<Range<u64>>, mut n: u64) -> Vec<Range<u64>> {
-    let mut out = Vec::new();
-    for range in ranges {
-        if n == 0 {
-            break;
-        }
-        let end = range.end.min(range.start.saturating_add(n));
-        n -= end - range.start;
-        out.push(range.start..end);
-    }
-    out
-}
-
-/// The rows of a scan split into at most `partitions` runs of row ranges,
-/// for partitions that decode in parallel. Rows that the statistics rule out
-/// for `predicates` are left out first, so the rows that remain (a selective
-/// query's few chunks) are shared evenly instead of falling in one partition.
-/// Without predicates, a `limit` keeps only the first `limit` rows, so a
-/// query peeking at a catalogue decodes one chunk, not one per partition.
-/// Cuts fall on chunk boundaries of the first projected column.
-pub fn partition_ranges(
-    group: &MetaGroup,
-    projection: &[usize],
-    predicates: &[Predicate],
-    partitions: usize,
-    limit: Option<usize>,
-) -> Vec<Vec<Range<u64>>> {
-    let mut candidates = candidate_ranges(group, predicates, 0..group.num_rows);
-    if let (true, Some(limit)) = (predicates.is_empty(), limit) {
-        candidates = first_rows(candidates, limit as u64);
-    }
-    let column = projection.first().or(predicates.first().map(|p| &p.column)).copied().unwrap_or(0);
-    let bounds: &[u64] = match group.columns.get(column) {
-        Some(c) if partitions > 1 => &c.chunk_bounds,
-        _ => return vec![candidates],
-    };
-    // The candidate rows cut at chunk boundaries: units no partition splits.
-    let mut units: Vec<Range<u64>> = Vec::new();
-    for range in candidates {
-        let mut start = range.start;
-        while start < range.end {
-            let next = bounds[bounds.partition_point(|b| *b <= start)..].first().copied();
-            let end = next.map_or(range.end, |b| b.min(range.end));
-            units.push(start..end);
-            start = end;
-        }
-    }
-    if units.is_empty() {
-        return vec![Vec::new()];
-    }
-    let per = units.len().div_ceil(partitions);
-    units
-        .chunks(per)
-        .map(|part| {
-            let mut merged: Vec<Range<u64>> = Vec::new();
-            for unit in part {
-                match merged.last_mut() {
-                    Some(prev) if prev.end == unit.start => prev.end = unit.end,
-                    _ => merged.push(unit.clone()),
-                }
-            }
-            merged
-        })
-        .collect()
 }

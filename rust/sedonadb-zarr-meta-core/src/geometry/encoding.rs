@@ -121,7 +121,7 @@ pub fn resolve_crs(array_attrs: &Map<String, Value>, group_attrs: &Map<String, V
 
 /// Check that `bytes` is one well-formed WKB geometry.
 pub fn validate_wkb(bytes: &[u8]) -> Result<(), String> {
-    crate::wkb_check::validate(bytes)
+    crate::geometry::wkb_check::validate(bytes)
 }
 
 /// Parse WKT text and append its WKB encoding to `out`.

@@ -7,9 +7,9 @@ use datafusion_catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion_common::{plan_err, Result as DFResult, ScalarValue};
 use datafusion_expr::Expr;
 
-use crate::group::MetaGroup;
+use crate::metadata::MetaGroup;
 use crate::options::ReadOptions;
-use crate::provider::ZarrMetaTable;
+use crate::scan::ZarrMetaTable;
 
 /// Name under which the table function is registered.
 pub const FUNCTION_NAME: &str = "sd_read_zarr_meta";

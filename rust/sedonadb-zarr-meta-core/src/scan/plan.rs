@@ -1,0 +1,119 @@
+//! Planning a scan: which row ranges the statistics keep, how they are
+//! shared between partitions, and the pieces a reader walks (each inside one
+//! chunk of every column it reads).
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use crate::metadata::MetaGroup;
+use crate::scan::predicate::Predicate;
+
+/// Split `rows` at every chunk boundary of the projected columns and every
+/// `batch_size` rows after a boundary.
+pub(super) fn plan_pieces(
+    group: &MetaGroup,
+    projection: &[usize],
+    rows: Range<u64>,
+    batch_size: usize,
+) -> VecDeque<Range<u64>> {
+    let mut cuts: Vec<u64> = projection
+        .iter()
+        .flat_map(|&c| group.columns[c].chunk_bounds.iter().copied())
+        .filter(|b| *b > rows.start && *b < rows.end)
+        .collect();
+    cuts.push(rows.end);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut pieces = VecDeque::new();
+    let mut start = rows.start;
+    for cut in cuts {
+        while start < cut {
+            let end = cut.min(start.saturating_add(batch_size as u64));
+            pieces.push_back(start..end);
+            start = end;
+        }
+    }
+    pieces
+}
+
+/// The parts of `rows` (clamped to the group) whose statistics do not rule
+/// out a match of every one of `predicates`.
+pub(super) fn candidate_ranges(
+    group: &MetaGroup,
+    predicates: &[Predicate],
+    rows: Range<u64>,
+) -> Vec<Range<u64>> {
+    let end = rows.end.min(group.num_rows);
+    let start = rows.start.min(end);
+    match &group.stats {
+        Some(stats) if !predicates.is_empty() => stats.prune(predicates, start..end),
+        _ => std::iter::once(start..end).collect(),
+    }
+}
+
+/// The first `n` rows of `ranges`.
+fn first_rows(ranges: Vec<Range<u64>>, mut n: u64) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for range in ranges {
+        if n == 0 {
+            break;
+        }
+        let end = range.end.min(range.start.saturating_add(n));
+        n -= end - range.start;
+        out.push(range.start..end);
+    }
+    out
+}
+
+/// The rows of a scan split into at most `partitions` runs of row ranges,
+/// for partitions that decode in parallel. Rows that the statistics rule out
+/// for `predicates` are left out first, so the rows that remain (a selective
+/// query's few chunks) are shared evenly instead of falling in one partition.
+/// Without predicates, a `limit` keeps only the first `limit` rows, so a
+/// query peeking at a catalogue decodes one chunk, not one per partition.
+/// Cuts fall on chunk boundaries of the first projected column.
+pub fn partition_ranges(
+    group: &MetaGroup,
+    projection: &[usize],
+    predicates: &[Predicate],
+    partitions: usize,
+    limit: Option<usize>,
+) -> Vec<Vec<Range<u64>>> {
+    let mut candidates = candidate_ranges(group, predicates, 0..group.num_rows);
+    if let (true, Some(limit)) = (predicates.is_empty(), limit) {
+        candidates = first_rows(candidates, limit as u64);
+    }
+    let column = projection.first().or(predicates.first().map(|p| &p.column)).copied().unwrap_or(0);
+    let bounds: &[u64] = match group.columns.get(column) {
+        Some(c) if partitions > 1 => &c.chunk_bounds,
+        _ => return vec![candidates],
+    };
+    // The candidate rows cut at chunk boundaries: units no partition splits.
+    let mut units: Vec<Range<u64>> = Vec::new();
+    for range in candidates {
+        let mut start = range.start;
+        while start < range.end {
+            let next = bounds[bounds.partition_point(|b| *b <= start)..].first().copied();
+            let end = next.map_or(range.end, |b| b.min(range.end));
+            units.push(start..end);
+            start = end;
+        }
+    }
+    if units.is_empty() {
+        return vec![Vec::new()];
+    }
+    let per = units.len().div_ceil(partitions);
+    units
+        .chunks(per)
+        .map(|part| {
+            let mut merged: Vec<Range<u64>> = Vec::new();
+            for unit in part {
+                match merged.last_mut() {
+                    Some(prev) if prev.end == unit.start => prev.end = unit.end,
+                    _ => merged.push(unit.clone()),
+                }
+            }
+            merged
+        })
+        .collect()
+}
