@@ -7,6 +7,8 @@ cargo fmt --all -- --check
 log "ruff"
 "$VENV/bin/ruff" check python tests bench examples ci
 "$VENV/bin/ruff" format --check python tests bench examples ci
+log "layout (no import circles, files and functions within bounds)"
+"$PY" "$ROOT/ci/check_layout.py"
 log "extension module stubs"
 "$PY" "$ROOT/ci/check_stubs.py"
 if [ "${SZM_SKIP_CLIPPY:-0}" != 1 ]; then

@@ -20,6 +20,9 @@ pub mod scan;
 pub mod sql;
 pub mod store;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{ErrorKind, Result, ZarrMetaError};
 pub use metadata::MetaGroup;
 pub use options::ReadOptions;

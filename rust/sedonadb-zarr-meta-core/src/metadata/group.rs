@@ -147,3 +147,82 @@ fn open_columns(
     let num_rows = columns.first().map_or(0, MetaColumn::num_rows);
     Ok((columns, fields, num_rows))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{open_store, write_store, N};
+    use crate::ZarrMetaError;
+
+    fn open(dir: &std::path::Path, options: ReadOptions) -> Result<MetaGroup> {
+        MetaGroup::open(dir.to_str().unwrap(), options)
+    }
+
+    #[test]
+    fn columns_in_name_order_with_chunk_boundaries_and_geometry() {
+        let (_dir, group) = open_store(false);
+        assert_eq!(group.num_rows, N);
+        let names: Vec<&str> = group.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["bbox", "n", "name"]);
+        assert_eq!(group.columns[1].chunk_bounds, [0, 4, 8, 10]);
+        assert_eq!(group.columns[2].chunk_bounds, [0, 3, 6, 9, 10]);
+        let bbox = group.schema.field(0);
+        assert_eq!(bbox.metadata()["ARROW:extension:name"], "geoarrow.wkb");
+        assert!(bbox.is_nullable());
+        assert!(group.stats.is_none());
+        assert_eq!(group.column_index("name"), Some(2));
+    }
+
+    #[test]
+    fn statistics_are_read_when_they_cover_the_rows() {
+        let (_dir, group) = open_store(true);
+        let stats = group.stats.as_ref().expect("statistics");
+        assert_eq!(stats.block_rows, 4);
+        assert!(stats.columns[0].is_some() && stats.columns[1].is_some() && stats.columns[2].is_none());
+        // Statistics of another row count are stale: not used.
+        let mut attributes = group.attributes.clone();
+        attributes[crate::metadata::STATS_ATTRIBUTE]["num_rows"] = 11.into();
+        assert!(ChunkStats::from_attributes(&attributes, N, &group.columns).is_none());
+    }
+
+    #[test]
+    fn the_arrays_option_selects_and_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        write_store(dir.path(), false);
+        let options = ReadOptions { arrays: Some(vec!["name".into(), "n".into()]), ..Default::default() };
+        let group = open(dir.path(), options).unwrap();
+        let names: Vec<&str> = group.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["name", "n"]);
+        let options = ReadOptions { arrays: Some(vec!["nope".into()]), ..Default::default() };
+        let e = open(dir.path(), options).unwrap_err().to_string();
+        assert!(e.contains("array 'nope' in group 'meta'"), "{e}");
+    }
+
+    #[test]
+    fn groups_that_cannot_be_read_are_errors_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write_store(dir.path(), false);
+        let options = ReadOptions { group: "items".into(), ..Default::default() };
+        assert!(
+            matches!(open(dir.path(), options), Err(ZarrMetaError::NotFound { what, .. }) if what == "group 'items'")
+        );
+        let options = ReadOptions { geometry_columns: Some(vec!["footprint".into()]), ..Default::default() };
+        let e = open(dir.path(), options).unwrap_err().to_string();
+        assert!(e.contains("geometry column 'footprint' is not an array of group 'meta'"), "{e}");
+        // One array of another length.
+        let short = serde_json::json!({"zarr_format": 3, "node_type": "array", "shape": [7],
+            "data_type": "int8", "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [7]}},
+            "chunk_key_encoding": {"name": "default"}, "fill_value": 0, "codecs": [{"name": "bytes"}]});
+        std::fs::create_dir(dir.path().join("meta/short")).unwrap();
+        std::fs::write(dir.path().join("meta/short/zarr.json"), short.to_string()).unwrap();
+        let e = open(dir.path(), ReadOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("arrays have different lengths: 'bbox' has 10 rows but 'short' has 7"), "{e}");
+        // A group without arrays.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir(empty.path().join("meta")).unwrap();
+        std::fs::write(empty.path().join("meta/zarr.json"), r#"{"zarr_format":3,"node_type":"group"}"#)
+            .unwrap();
+        let e = open(empty.path(), ReadOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("has no arrays"), "{e}");
+    }
+}

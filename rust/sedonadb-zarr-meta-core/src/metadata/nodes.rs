@@ -12,6 +12,9 @@ use crate::error::{Result, ZarrMetaError};
 use crate::options::ReadOptions;
 use crate::store::Store;
 
+/// Arrays by name, with their metadata as read.
+pub(super) type Arrays = Vec<(String, RawArrayMeta)>;
+
 /// An array's metadata document as read, before it is checked.
 #[derive(Clone)]
 pub(super) struct RawArrayMeta {
@@ -244,7 +247,7 @@ pub(super) fn read_arrays_metadata(
     source: &Store,
     prefix: &str,
     names: &[String],
-) -> Result<(Vec<(String, RawArrayMeta)>, Vec<String>)> {
+) -> Result<(Arrays, Vec<String>)> {
     let store = source.display();
     let keys: Vec<String> = names.iter().map(|n| format!("{prefix}{n}/zarr.json")).collect();
     let v3 = source.get_many(&keys)?;
@@ -325,7 +328,7 @@ pub(super) fn discover_arrays(
     place: &Place,
     consolidated: Option<Vec<(String, RawArrayMeta)>>,
     options: &ReadOptions,
-) -> Result<(Vec<(String, RawArrayMeta)>, HashMap<String, RawArrayMeta>)> {
+) -> Result<(Arrays, HashMap<String, RawArrayMeta>)> {
     let from_consolidated = consolidated.is_some();
     let mut nested = HashMap::new();
     let found: Vec<(String, RawArrayMeta)> = match consolidated {

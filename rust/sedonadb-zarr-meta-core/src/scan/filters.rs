@@ -197,3 +197,98 @@ fn numeric_value(expr: &Expr) -> Option<f64> {
         Lit::Str(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::DataType;
+    use datafusion_expr::{col, create_udf, lit, ColumnarValue, Volatility};
+
+    use super::*;
+    use crate::testing::{open_store, wkb_box};
+
+    fn st(name: &str, args: Vec<Expr>) -> Expr {
+        let udf = create_udf(
+            name,
+            vec![DataType::Binary, DataType::Binary],
+            DataType::Boolean,
+            Volatility::Immutable,
+            Arc::new(|_: &[ColumnarValue]| unreachable!("never evaluated here")),
+        );
+        Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(Arc::new(udf), args))
+    }
+
+    fn int(v: i128, inclusive: bool) -> Option<Bound> {
+        Some(Bound { value: Lit::Int(v), inclusive })
+    }
+
+    #[test]
+    fn comparisons_ranges_and_lists() {
+        let (_dir, group) = open_store(false);
+        let p = predicates_of(&group, &col("n").gt(lit(3)).and(col("n").lt_eq(lit(7))));
+        assert_eq!(
+            p,
+            [
+                Predicate { column: 1, test: Test::Range { lower: int(3, false), upper: None } },
+                Predicate { column: 1, test: Test::Range { lower: None, upper: int(7, true) } },
+            ]
+        );
+        // A literal on the left is the same comparison turned around.
+        assert_eq!(predicates_of(&group, &lit(3).lt(col("n"))), p[..1]);
+        let p = predicates_of(&group, &col("name").in_list(vec![lit("item-1"), lit("item-2")], false));
+        assert_eq!(
+            p,
+            [Predicate {
+                column: 2,
+                test: Test::In(vec![Lit::Str("item-1".into()), Lit::Str("item-2".into())])
+            }]
+        );
+        let p = predicates_of(&group, &col("n").between(lit(2), lit(4)));
+        assert_eq!(
+            p,
+            [Predicate { column: 1, test: Test::Range { lower: int(2, true), upper: int(4, true) } }]
+        );
+    }
+
+    #[test]
+    fn what_cannot_prune_gives_nothing() {
+        let (_dir, group) = open_store(false);
+        for expr in [
+            col("n").in_list(vec![lit(1)], true),
+            col("n").gt(lit(1)).or(col("n").lt(lit(0))),
+            col("missing").gt(lit(1)),
+            col("n").gt(col("n")),
+            st("st_area", vec![col("bbox"), lit(ScalarValue::Binary(Some(wkb_box(0.0))))]),
+        ] {
+            assert!(predicates_of(&group, &expr).is_empty(), "{expr}");
+            assert!(!is_prunable(&group, &expr));
+        }
+    }
+
+    #[test]
+    fn spatial_predicates_become_boxes() {
+        let (_dir, group) = open_store(false);
+        let area = lit(ScalarValue::Binary(Some(wkb_box(2.0))));
+        let expected = [Predicate { column: 0, test: Test::BBox([2.0, 0.0, 3.0, 1.0]) }];
+        assert_eq!(predicates_of(&group, &st("ST_Intersects", vec![col("bbox"), area.clone()])), expected);
+        assert_eq!(predicates_of(&group, &st("st_within", vec![area.clone(), col("bbox")])), expected);
+        // Within a distance: the box grows by it.
+        let near = Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(
+            Arc::new(create_udf(
+                "st_dwithin",
+                vec![DataType::Binary, DataType::Binary, DataType::Float64],
+                DataType::Boolean,
+                Volatility::Immutable,
+                Arc::new(|_: &[ColumnarValue]| unreachable!("never evaluated here")),
+            )),
+            vec![col("bbox"), area.clone(), lit(0.5)],
+        ));
+        assert_eq!(
+            predicates_of(&group, &near),
+            [Predicate { column: 0, test: Test::BBox([1.5, -0.5, 3.5, 1.5]) }]
+        );
+        // A text column is not geometry.
+        assert!(predicates_of(&group, &st("st_intersects", vec![col("name"), area])).is_empty());
+    }
+}

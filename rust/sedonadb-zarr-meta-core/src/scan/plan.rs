@@ -117,3 +117,50 @@ pub fn partition_ranges(
         })
         .collect()
 }
+
+#[cfg(test)]
+// Row ranges of 1-D arrays: one range is a whole run.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use crate::metadata::Lit;
+    use crate::scan::predicate::{Bound, Test};
+    use crate::testing::open_store;
+
+    fn n_at_least(v: i128) -> Predicate {
+        Predicate {
+            column: 1,
+            test: Test::Range { lower: Some(Bound { value: Lit::Int(v), inclusive: true }), upper: None },
+        }
+    }
+
+    #[test]
+    fn pieces_cut_at_every_chunk_boundary_and_batch_size() {
+        let (_dir, group) = open_store(false);
+        // n: chunks of 4; name: chunks of 3.
+        let pieces: Vec<_> = plan_pieces(&group, &[1, 2], 0..10, 100).into_iter().collect();
+        assert_eq!(pieces, [0..3, 3..4, 4..6, 6..8, 8..9, 9..10]);
+        let pieces: Vec<_> = plan_pieces(&group, &[1], 2..10, 3).into_iter().collect();
+        assert_eq!(pieces, [2..4, 4..7, 7..8, 8..10]);
+    }
+
+    #[test]
+    fn first_rows_of_ranges() {
+        assert_eq!(first_rows(vec![0..3, 5..9], 5), [0..3, 5..7]);
+        assert_eq!(first_rows(vec![0..3], 0), Vec::<Range<u64>>::new());
+    }
+
+    #[test]
+    fn partitions_share_the_chunks_statistics_keep() {
+        let (_dir, group) = open_store(true);
+        // No predicate: the chunks of the first projected column, shared evenly.
+        assert_eq!(partition_ranges(&group, &[1], &[], 2, None), [vec![0..8], vec![8..10]]);
+        assert_eq!(partition_ranges(&group, &[1], &[], 1, None), [vec![0..10]]);
+        // n >= 5: block 0 (0..4, max 3) is ruled out by the statistics.
+        assert_eq!(partition_ranges(&group, &[1], &[n_at_least(5)], 2, None), [vec![4..8], vec![8..10]]);
+        // A LIMIT without predicates reads only the first rows.
+        assert_eq!(partition_ranges(&group, &[1], &[], 2, Some(3)), [vec![0..3]]);
+        // Nothing can match: one empty partition.
+        assert_eq!(partition_ranges(&group, &[1], &[n_at_least(50)], 2, None), [Vec::<Range<u64>>::new()]);
+    }
+}

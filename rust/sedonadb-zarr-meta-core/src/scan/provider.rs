@@ -331,3 +331,62 @@ impl ExecutionPlan for ZarrMetaExec {
         Ok(Arc::new(stats))
     }
 }
+
+#[cfg(test)]
+// Row ranges of 1-D arrays: one range is a whole run.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+    use datafusion_expr::{col, lit};
+    use futures::StreamExt;
+
+    use crate::testing::open_store;
+
+    fn n_of(exec: &ZarrMetaExec) -> Vec<i32> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut out = Vec::new();
+        for partition in 0..exec.ranges.len() {
+            let mut stream = exec.execute(partition, Arc::new(TaskContext::default())).unwrap();
+            while let Some(batch) = rt.block_on(stream.next()) {
+                let batch = batch.unwrap();
+                let i = batch.schema().index_of("n").unwrap();
+                out.extend(batch.column(i).as_primitive::<Int32Type>().values().iter().copied());
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn scans_partition_and_prune() {
+        let (_dir, group) = open_store(true);
+        let table = ZarrMetaTable::new(group);
+        let exec = table.create_exec(Some(&vec![1]), &[], None, 2).unwrap();
+        assert_eq!(exec.ranges, [vec![0..8], vec![8..10]]);
+        assert_eq!(exec.properties().partitioning.partition_count(), 2);
+        assert_eq!(n_of(&exec), (0..10).collect::<Vec<_>>());
+        // n > 5 keeps blocks 1 and 2 of the statistics; the reader drops rows 4 and 5.
+        let exec = table.create_exec(Some(&vec![1]), &[col("n").gt(lit(5))], None, 2).unwrap();
+        assert_eq!(exec.ranges, [vec![4..8], vec![8..10]]);
+        assert_eq!(n_of(&exec), [6, 7, 8, 9]);
+        let stats = exec.partition_statistics(None).unwrap();
+        assert!(matches!(stats.num_rows, datafusion_common::stats::Precision::Inexact(6)), "{stats:?}");
+        // LIMIT without filters: the first rows only.
+        let exec = table.create_exec(None, &[], Some(3), 2).unwrap();
+        assert_eq!(exec.ranges, [vec![0..3]]);
+        assert_eq!(n_of(&exec), [0, 1, 2]);
+    }
+
+    #[test]
+    fn filters_are_pushed_inexact_when_they_prune() {
+        let (_dir, group) = open_store(true);
+        let table = ZarrMetaTable::new(group);
+        let prunable = col("n").gt(lit(5));
+        let other = col("n").gt(col("n"));
+        let answers = table.supports_filters_pushdown(&[&prunable, &other]).unwrap();
+        assert_eq!(answers, [TableProviderFilterPushDown::Inexact, TableProviderFilterPushDown::Unsupported]);
+        assert_eq!(table.statistics().unwrap().num_rows, datafusion_common::stats::Precision::Exact(10));
+    }
+}

@@ -376,3 +376,70 @@ impl Iterator for BatchReader {
         None
     }
 }
+
+#[cfg(test)]
+// Row ranges of 1-D arrays: one range is a whole run.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use crate::metadata::Lit;
+    use crate::scan::predicate::{Bound, Test};
+    use crate::testing::open_store;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+
+    fn n_values(reader: BatchReader) -> Vec<i32> {
+        reader
+            .map(|b| b.unwrap())
+            .flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn ranges_and_projection() {
+        let (_dir, group) = open_store(false);
+        let reader =
+            BatchReader::over_ranges(group.clone(), Some(vec![1, 2]), vec![1..3, 7..10], 2, vec![]).unwrap();
+        assert_eq!(reader.schema().fields().len(), 2);
+        let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+        let n: Vec<i32> =
+            batches.iter().flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec()).collect();
+        assert_eq!(n, [1, 2, 7, 8, 9]);
+        let names: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(1).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(names, ["item-1", "item-2", "item-7", "item-8", "item-9"]);
+        assert!(BatchReader::new(group, Some(vec![3]), 0..10, 4).is_err());
+    }
+
+    #[test]
+    fn predicates_skip_pieces_and_keep_the_rows_that_may_match() {
+        let (_dir, group) = open_store(false);
+        let at_least_6 = Predicate {
+            column: 1,
+            test: Test::Range { lower: Some(Bound { value: Lit::Int(6), inclusive: true }), upper: None },
+        };
+        let reader =
+            BatchReader::with_predicates(group.clone(), Some(vec![1]), 0..10, 4, vec![at_least_6]).unwrap();
+        let metrics = reader.metrics().clone();
+        assert_eq!(n_values(reader), [6, 7, 8, 9]);
+        assert_eq!(metrics.pieces_skipped.load(Ordering::Relaxed), 1); // rows 0..4
+                                                                       // Prefetching more chunks reads the same rows.
+        let reader = BatchReader::new(group, Some(vec![1]), 0..10, 3).unwrap().with_prefetch(4);
+        assert_eq!(n_values(reader), (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_corrupt_chunk_fails_the_scan_once() {
+        let (dir, group) = open_store(false);
+        std::fs::write(dir.path().join("meta/n/c/1"), b"not an int32 chunk").unwrap();
+        let mut reader = BatchReader::new(group, Some(vec![1]), 0..10, 4).unwrap().with_prefetch(0);
+        assert!(reader.next().unwrap().is_ok());
+        let e = reader.next().unwrap().unwrap_err().to_string();
+        assert!(e.contains("array 'n'") && e.contains("rows 4..8"), "{e}");
+        assert!(reader.next().is_none());
+    }
+}

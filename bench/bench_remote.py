@@ -1,0 +1,140 @@
+"""Section 4: the stores on a loopback S3 server behind a proxy adding latency."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+from bench_common import (
+    HERE,
+    measure,
+    median,
+    zds_python,
+)
+
+
+def upload(server, bucket: str, store: Path, name: str) -> None:
+    """Copy a local store's files into the S3 server (straight to it, not through the proxy)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import obstore
+
+    target = server.obstore_store(bucket, name)
+    files = [f for f in store.rglob("*") if f.is_file()]
+
+    def put(f: Path) -> None:
+        obstore.put(target, f.relative_to(store).as_posix(), f.read_bytes())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, files))
+
+
+def network_floor(server, bucket: str, name: str) -> float:
+    """Seconds to fetch every chunk object of a store through the proxy, concurrently, nothing else."""
+    import asyncio
+    import time
+
+    import obstore
+
+    store = server.obstore_store(bucket, name, proxied=True)
+    keys = [m["path"] for batch in obstore.list(store) for m in batch if "/c/" in m["path"]]
+
+    async def fetch_all() -> int:
+        sem = asyncio.Semaphore(32)
+
+        async def one(key: str) -> int:
+            async with sem:
+                return len(await (await obstore.get_async(store, key)).bytes_async())
+
+        return sum(await asyncio.gather(*(one(k) for k in keys)))
+
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        asyncio.run(fetch_all())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def remote(py: str, d1: str, d2: str, rep: list[str], local_d1: float, where: str) -> None:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from s3proxy import S3Server
+
+    print("\n== 4. object store: loopback S3 server, 20 ms added to every request ==")
+    server = S3Server()
+    try:
+        server.create_bucket("bench")
+        upload(server, "bench", Path(d1.removeprefix("file://")), "d1.zarr")
+        upload(server, "bench", Path(d2.removeprefix("file://")), "d2.zarr")
+        env = {
+            "AWS_ENDPOINT_URL": server.url,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        }
+        server.control.configure(latency_ms=20)
+        script = HERE / "measure.py"
+
+        def counted(*args: str, runs: int) -> tuple[dict, dict]:
+            server.control.reset()
+            m = measure(py, script, *args, env=env)
+            stats = server.control.stats()
+            per_query = {k: stats[k] / runs for k in ("requests", "bytes")}
+            return m, per_query
+
+        runs = int(rep[1]) + 1  # measure.py runs a warm-up, then --repeat timed runs
+        s1, s1_io = counted("sedonadb-sql", "s3://bench/d1.zarr", *rep, runs=runs)
+        c1, _ = counted("core", "s3://bench/d1.zarr", *rep, runs=runs)
+        print(f"  D1 full scan, ours (SedonaDB SQL)      median {median(s1):7.3f} s  rows {s1['rows']:,}")
+        f1, _ = counted("sedonadb-df", "s3://bench/d1.zarr", *rep, runs=runs)
+        print(f"  D1 full scan, ours (open_meta)         median {median(c1):7.3f} s  rows {c1['rows']:,}")
+        print(f"  D1 re-scan of an opened DataFrame      median {median(f1):7.3f} s  rows {f1['rows']:,}")
+        floor = network_floor(server, "bench", "d1.zarr")
+        print(f"  D1 network floor (every chunk object fetched concurrently, nothing else): {floor:.3f} s")
+        zpy = zds_python()
+        if zpy:
+            server.control.reset()
+            z1 = measure(zpy, HERE / "zds_scan.py", "s3://bench/d1.zarr", *rep, env=env)
+            stats = server.control.stats()
+            z1_io = {k: stats[k] / runs for k in ("requests", "bytes")}
+            print(f"  D1 full scan, zarr-datafusion-search   median {median(z1):7.3f} s  rows {z1['rows']:,}")
+            print(f"  ratio zarr-datafusion-search / ours (SedonaDB SQL): {median(z1) / median(s1):5.1f}x")
+            print(
+                f"  ratio zarr-datafusion-search / ours (re-scan; both open the store once, outside the "
+                f"timing): {median(z1) / median(f1):5.1f}x"
+            )
+            print(f"  ratio zarr-datafusion-search / network floor: {median(z1) / floor:5.1f}x")
+            print(
+                f"  requests per scan: ours {s1_io['requests']:.0f}, zarr-datafusion-search "
+                f"{z1_io['requests']:.0f}"
+            )
+        print(f"  ratio ours over S3 / ours on local disk (SedonaDB SQL): {median(s1) / local_d1:5.2f}x")
+        sql_sel = f"SELECT * FROM sd_read_zarr_meta('{{store}}') {where}"
+        sel, sel_io = counted("sedonadb-sql", "s3://bench/d2.zarr", *rep, "--sql", sql_sel, runs=runs)
+        full, full_io = counted("sedonadb-sql", "s3://bench/d2.zarr", "--repeat", "1", runs=2)
+        print(f"  D2 selective query                     median {median(sel):7.3f} s  rows {sel['rows']:,}")
+        print(f"  D2 full scan                           median {median(full):7.3f} s  rows {full['rows']:,}")
+        print(f"  ratio D2 full scan / selective: {median(full) / median(sel):6.1f}x")
+        print(
+            f"  per query: selective {sel_io['requests']:.0f} requests, {sel_io['bytes'] / 1e6:.2f} MB; "
+            f"full scan {full_io['requests']:.0f} requests, {full_io['bytes'] / 1e6:.1f} MB; "
+            f"selective fetches {100 * sel_io['bytes'] / full_io['bytes']:.2f}% of the full scan's bytes"
+        )
+        agg, agg_io = counted(
+            "stream-sql",
+            "s3://bench/d2.zarr",
+            "--repeat",
+            "1",
+            "--sql",
+            "SELECT collection, count(*) AS n FROM sd_read_zarr_meta('{store}') GROUP BY 1",
+            runs=2,
+        )
+        print(
+            f"  D2 streaming GROUP BY over S3: peak RSS {agg['peak_rss_mb']:.0f} MB "
+            f"(process after imports: {agg['rss_after_imports_mb']:.0f} MB), {median(agg):.2f} s, "
+            f"{agg_io['bytes'] / 1e6:.0f} MB fetched"
+        )
+    finally:
+        server.stop()
