@@ -28,8 +28,6 @@ pub enum BindingError {
     Other(String),
 }
 
-pub type BindingResult<T> = Result<T, BindingError>;
-
 fn from_kind(kind: ErrorKind, message: String) -> PyErr {
     match kind {
         ErrorKind::NotFound => PyFileNotFoundError::new_err(message),

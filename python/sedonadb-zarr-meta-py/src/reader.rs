@@ -11,10 +11,11 @@ use arrow_schema::ffi::FFI_ArrowSchema;
 use arrow_schema::{ArrowError, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+use sedonadb_zarr_meta_core::metadata::cache;
 use sedonadb_zarr_meta_core::scan::{Predicate, Test};
-use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ReadOptions, ScanMetrics};
+use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ScanMetrics};
 
-use crate::error::{BindingError, BindingResult};
+use crate::error::BindingError;
 
 /// An opened `meta` group. Opening reads metadata only, never chunk data.
 #[pyclass(module = "sedonadb_zarr_meta._lib", frozen)]
@@ -22,18 +23,10 @@ pub struct MetaTable {
     pub(crate) group: Arc<MetaGroup>,
 }
 
-fn parse_options(options_json: Option<&str>) -> BindingResult<ReadOptions> {
-    Ok(match options_json {
-        Some(json) => ReadOptions::from_json(json)?,
-        None => ReadOptions::default(),
-    })
-}
-
-/// Open a group from Python arguments, without holding the GIL while reading metadata.
+/// Open a group from Python arguments (or take it from the cache of opened
+/// groups), without holding the GIL while reading metadata.
 pub(crate) fn open_group(py: Python<'_>, uri: &str, options_json: Option<&str>) -> PyResult<Arc<MetaGroup>> {
-    let options = parse_options(options_json)?;
-    let group = py.detach(|| MetaGroup::open(uri, options)).map_err(BindingError::from)?;
-    Ok(Arc::new(group))
+    Ok(py.detach(|| cache::open(uri, options_json)).map_err(BindingError::from)?)
 }
 
 #[pymethods]

@@ -40,6 +40,21 @@ pub const VALIDITY_ATTRIBUTE: &str = "zarr_meta:validity";
 pub const VALIDITY_GROUP: &str = "_validity";
 
 impl MetaColumn {
+    /// The keys of this column's metadata documents (and its validity
+    /// array's) in a group at `prefix`.
+    pub fn metadata_keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = match self.array.metadata() {
+            ArrayMetadata::V3(_) => vec![format!("{prefix}{}/zarr.json", self.name)],
+            ArrayMetadata::V2(_) => {
+                vec![format!("{prefix}{}/.zarray", self.name), format!("{prefix}{}/.zattrs", self.name)]
+            }
+        };
+        if let Some(validity) = &self.validity {
+            keys.extend(validity.metadata_keys(prefix));
+        }
+        keys
+    }
+
     /// Rows of the array.
     pub fn num_rows(&self) -> u64 {
         *self.chunk_bounds.last().unwrap_or(&0)

@@ -12,7 +12,7 @@ use crate::metadata::column::{attach_validity, open_column, MetaColumn};
 use crate::metadata::nodes::{discover_arrays, GroupNodes, Place, RawArrayMeta};
 use crate::metadata::{ChunkStats, ColumnKind};
 use crate::options::ReadOptions;
-use crate::store::{DynStorage, Store};
+use crate::store::{DynStorage, Identity, Store};
 
 /// An opened `meta` group: its columns and Arrow schema.
 pub struct MetaGroup {
@@ -28,6 +28,9 @@ pub struct MetaGroup {
     pub stats: Option<ChunkStats>,
     /// Where the bytes come from (prefetching for remote stores).
     pub source: Arc<Store>,
+    /// What the store's metadata looked like when the group was opened, if
+    /// the store can tell when it changes (see [`crate::metadata::cache`]).
+    pub identity: Option<Identity>,
 }
 
 impl std::fmt::Debug for MetaGroup {
@@ -75,6 +78,8 @@ impl MetaGroup {
         }
         let use_consolidated = options.consolidated.unwrap_or(source.is_remote());
         let nodes = GroupNodes::read(&source, &place.prefix, use_consolidated, |m| place.invalid(m))?;
+        let consolidated = nodes.consolidated.is_some();
+        let mut keys = nodes.keys.clone();
         let Some(attributes) = nodes.attributes else {
             let what =
                 if source.has_objects("")? { format!("group '{}'", place.group) } else { "store".into() };
@@ -94,6 +99,14 @@ impl MetaGroup {
             open_columns(&place, &storage, selected, &attributes, &options)?;
         attach_validity(&source, &storage, &place.prefix, &mut columns, &mut fields, nested, &options)?;
         let stats = ChunkStats::from_attributes(&attributes, num_rows, &columns);
+        // Without consolidated metadata the arrays' own documents, and the
+        // group's directory (an array added changes it), describe the group.
+        let mut dirs = Vec::new();
+        if !consolidated {
+            keys.extend(columns.iter().flat_map(|c| c.metadata_keys(&place.prefix)));
+            dirs.push(place.prefix.trim_end_matches('/').to_string());
+        }
+        let identity = source.identity(&keys, &dirs);
         Ok(Self {
             store: place.store,
             group: place.group,
@@ -104,6 +117,7 @@ impl MetaGroup {
             options,
             stats,
             source,
+            identity,
         })
     }
 

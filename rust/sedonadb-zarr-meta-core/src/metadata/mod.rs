@@ -1,6 +1,7 @@
 //! Zarr metadata: the group, its arrays as columns, their data types mapped
 //! to column kinds, and the chunk statistics the group carries.
 
+pub mod cache;
 mod column;
 pub mod dtype;
 mod group;

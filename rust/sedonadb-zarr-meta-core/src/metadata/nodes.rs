@@ -85,6 +85,8 @@ pub(super) fn attributes_of(
 pub(super) struct GroupNodes {
     pub(super) attributes: Option<Map<String, Value>>,
     pub(super) consolidated: Option<Vec<(String, RawArrayMeta)>>,
+    /// The documents the answer comes from: what the group's identity covers.
+    pub(super) keys: Vec<String>,
 }
 
 impl GroupNodes {
@@ -117,16 +119,19 @@ impl GroupNodes {
             check_group_format(meta, true).map_err(&invalid)?;
             let attributes = attributes_of(meta.get("attributes"), "zarr.json").map_err(&invalid)?;
             let mut consolidated = None;
+            let mut keys = vec![format!("{prefix}zarr.json")];
             if use_consolidated {
                 consolidated = consolidated_v3(meta, "").map_err(&invalid)?;
                 if let (None, Some(Some(root))) = (&consolidated, v3.get(1)) {
                     consolidated = consolidated_v3(root, prefix).map_err(&invalid)?;
+                    keys.push("zarr.json".into());
                 }
             }
-            return Ok(Self { attributes: Some(attributes), consolidated });
+            return Ok(Self { attributes: Some(attributes), consolidated, keys });
         }
         // Zarr v2: .zgroup, .zattrs and consolidated .zmetadata (in the group or at the root).
         let mut keys = vec![format!("{prefix}.zgroup"), format!("{prefix}.zattrs")];
+        let asked = keys.clone();
         if use_consolidated {
             keys.push(format!("{prefix}.zmetadata"));
             if nested {
@@ -136,18 +141,25 @@ impl GroupNodes {
         let mut v2 = fetch(keys)?;
         v2.resize(4, None);
         if v2[0].is_none() {
-            return Ok(Self { attributes: None, consolidated: None });
+            return Ok(Self { attributes: None, consolidated: None, keys: Vec::new() });
         }
         if let Some(zgroup) = &v2[0] {
             check_group_format(zgroup, false).map_err(&invalid)?;
         }
         let attributes = attributes_of(v2[1].as_ref(), ".zattrs").map_err(&invalid)?;
+        let mut keys = asked;
         let consolidated = match (&v2[2], &v2[3]) {
-            (Some(zmeta), _) => consolidated_v2(zmeta, "").map_err(&invalid)?,
-            (None, Some(zmeta)) => consolidated_v2(zmeta, prefix).map_err(&invalid)?,
+            (Some(zmeta), _) => {
+                keys.push(format!("{prefix}.zmetadata"));
+                consolidated_v2(zmeta, "").map_err(&invalid)?
+            }
+            (None, Some(zmeta)) => {
+                keys.push(".zmetadata".into());
+                consolidated_v2(zmeta, prefix).map_err(&invalid)?
+            }
             (None, None) => None,
         };
-        Ok(Self { attributes: Some(attributes), consolidated })
+        Ok(Self { attributes: Some(attributes), consolidated, keys })
     }
 }
 

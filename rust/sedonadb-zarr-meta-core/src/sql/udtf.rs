@@ -7,7 +7,6 @@ use datafusion_catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion_common::{plan_err, Result as DFResult, ScalarValue};
 use datafusion_expr::Expr;
 
-use crate::metadata::MetaGroup;
 use crate::options::ReadOptions;
 use crate::scan::ZarrMetaTable;
 
@@ -21,7 +20,7 @@ pub const SIGNATURE: &str = "sd_read_zarr_meta(uri VARCHAR [, options_json VARCH
 pub struct ZarrMetaTableFunction;
 
 /// The (uri, options) of one call, checked.
-pub fn parse_call_args(exprs: &[Expr]) -> DFResult<(String, ReadOptions)> {
+pub fn parse_call_args(exprs: &[Expr]) -> DFResult<(String, Option<String>)> {
     if exprs.is_empty() || exprs.len() > 2 {
         return plan_err!("{FUNCTION_NAME} takes 1 or 2 arguments, got {}; usage: {SIGNATURE}", exprs.len());
     }
@@ -43,9 +42,13 @@ pub fn parse_call_args(exprs: &[Expr]) -> DFResult<(String, ReadOptions)> {
     };
     let uri = text(0, "the store URI (argument 1)")?;
     let options = match exprs.len() {
-        2 => ReadOptions::from_json(&text(1, "options_json (argument 2)")?)
-            .or_else(|e| plan_err!("{FUNCTION_NAME}: {e}; usage: {SIGNATURE}"))?,
-        _ => ReadOptions::default(),
+        2 => {
+            let json = text(1, "options_json (argument 2)")?;
+            ReadOptions::from_json(&json)
+                .or_else(|e| plan_err!("{FUNCTION_NAME}: {e}; usage: {SIGNATURE}"))?;
+            Some(json)
+        }
+        _ => None,
     };
     Ok((uri, options))
 }
@@ -59,10 +62,9 @@ impl ZarrMetaTableFunction {
         for e in exprs {
             e.to_string().hash(&mut hasher);
         }
-        let group = MetaGroup::open(&uri, options)?;
+        let group = crate::metadata::cache::open(&uri, options.as_deref())?;
         Ok(Arc::new(
-            ZarrMetaTable::new(Arc::new(group))
-                .with_source(format!("{FUNCTION_NAME} call {:016x}", hasher.finish())),
+            ZarrMetaTable::new(group).with_source(format!("{FUNCTION_NAME} call {:016x}", hasher.finish())),
         ))
     }
 }

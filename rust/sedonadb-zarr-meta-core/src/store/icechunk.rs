@@ -360,8 +360,19 @@ impl Repo {
         }
     }
 
-    /// A read-only session at `version`, as an asynchronous zarrs storage.
-    pub fn session(&self, version: &Version) -> Result<AsyncIcechunkStore> {
+    /// The snapshot at the tip of `branch` now.
+    pub fn branch_tip(&self, branch: &str) -> Result<String> {
+        let repository = self.repository.clone();
+        let name = branch.to_string();
+        let id = run(async move { repository.lookup_branch(&name).await })
+            .map_err(|m| storage_error(&self.display, m))?
+            .map_err(|e| self.error(&format!("looking up branch '{branch}'"), e.kind()))?;
+        Ok(id.to_string())
+    }
+
+    /// A read-only session at `version`, as an asynchronous zarrs storage,
+    /// and the id of the snapshot it reads.
+    pub fn session(&self, version: &Version) -> Result<(AsyncIcechunkStore, String)> {
         let info = match version {
             Version::Branch(b) => VersionInfo::BranchTipRef(b.clone()),
             Version::Tag(t) => VersionInfo::TagRef(t.clone()),
@@ -379,7 +390,10 @@ impl Repo {
         let session = run(async move { repository.readonly_session(&info).await })
             .map_err(|m| storage_error(&self.display, m))?;
         match session {
-            Ok(session) => Ok(AsyncIcechunkStore::new(session)),
+            Ok(session) => {
+                let id = session.snapshot_id().to_string();
+                Ok((AsyncIcechunkStore::new(session), id))
+            }
             Err(e) => Err(match e.kind() {
                 RepositoryErrorKind::Ref(_) | RepositoryErrorKind::SnapshotNotFound { .. } => {
                     self.missing(version)

@@ -29,6 +29,11 @@ impl LocalStorage {
         Ok(Self { root: root.to_path_buf(), inner })
     }
 
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Refuse what must not be read: non-regular files and oversized files.
     fn check(&self, key: &StoreKey) -> Result<(), StorageError> {
         match std::fs::metadata(self.root.join(key.as_str())) {

@@ -42,6 +42,7 @@ macro_rules! delegate_listable {
 pub mod codec_guard;
 pub mod config;
 pub mod icechunk;
+pub mod identity;
 pub mod local;
 pub mod remote;
 pub mod verified;
@@ -57,6 +58,7 @@ use crate::error::{Result, ZarrMetaError};
 use crate::options::ReadOptions;
 use crate::options::Version;
 use icechunk::{Location, Repo};
+pub use identity::{FileStamp, Identity};
 use local::LocalStorage;
 use remote::{Remote, RemoteStorage};
 
@@ -75,6 +77,9 @@ pub struct Store {
     remote: Option<Arc<Remote>>,
     /// The version read, for Icechunk repositories.
     version: Option<Version>,
+    /// The Icechunk repository and the snapshot read, for telling whether a
+    /// branch has moved on since.
+    repository: Option<(Repo, String)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -181,6 +186,7 @@ impl Store {
             local: Some(local),
             remote: None,
             version: None,
+            repository: None,
         }))
     }
 
@@ -189,7 +195,7 @@ impl Store {
     fn open_icechunk(display: &str, location: Location<'_>, options: &ReadOptions) -> Result<Arc<Self>> {
         let repo = Repo::open(display, location, &options.storage_options)?;
         let version = options.version().unwrap_or_else(|| Version::Branch(icechunk::DEFAULT_BRANCH.into()));
-        let session = repo.session(&version)?;
+        let (session, snapshot) = repo.session(&version)?;
         let remote = Arc::new(Remote::over_storage(
             display.to_string(),
             Arc::new(session),
@@ -202,6 +208,7 @@ impl Store {
             local: None,
             remote: Some(remote),
             version: Some(version),
+            repository: Some((repo, snapshot)),
         }))
     }
 
@@ -271,6 +278,7 @@ impl Store {
             local: None,
             remote: Some(remote),
             version: None,
+            repository: None,
         }))
     }
 
@@ -301,12 +309,62 @@ impl Store {
             local: None,
             remote: Some(remote),
             version: None,
+            repository: None,
         })
     }
 
     /// A store over an already-opened zarrs storage (read as a local store).
     pub fn from_storage(uri: &str, storage: Arc<DynStorage>) -> Arc<Self> {
-        Arc::new(Self { display: uri.to_string(), storage, local: None, remote: None, version: None })
+        Arc::new(Self {
+            display: uri.to_string(),
+            storage,
+            local: None,
+            remote: None,
+            version: None,
+            repository: None,
+        })
+    }
+
+    /// What the metadata documents `keys` and the directories `dirs` (both
+    /// relative to the store's root) look like now, if this store can tell
+    /// whether they change: see [`identity`]. Object stores tell it only for
+    /// documents read by [`Store::get_many`] with an `ETag`, and not for
+    /// directories (a listing would cost what reading does).
+    pub fn identity(&self, keys: &[String], dirs: &[String]) -> Option<Identity> {
+        if let Some((_, snapshot)) = &self.repository {
+            let branch = match &self.version {
+                Some(Version::Branch(b)) => Some(b.clone()),
+                _ => None,
+            };
+            return Some(Identity::Snapshot { id: snapshot.clone(), branch });
+        }
+        if let Some(local) = &self.local {
+            let stamp = |p: &String| (p.clone(), FileStamp::of(&local.root().join(p)));
+            return Some(Identity::Files(keys.iter().chain(dirs).map(stamp).collect()));
+        }
+        let remote = self.remote.as_ref()?;
+        if !dirs.is_empty() {
+            return None;
+        }
+        let etags: Option<Vec<(String, String)>> =
+            keys.iter().map(|k| remote.etag(k).map(|e| (k.clone(), e))).collect();
+        etags.map(Identity::Etags)
+    }
+
+    /// Whether `identity` still describes this store (`false` when that
+    /// cannot be told, e.g. on an error).
+    pub fn still(&self, identity: &Identity) -> bool {
+        match identity {
+            Identity::Files(stamps) => self.local.as_ref().is_some_and(|local| {
+                stamps.iter().all(|(p, stamp)| FileStamp::of(&local.root().join(p)) == *stamp)
+            }),
+            Identity::Etags(etags) => self.remote.as_ref().is_some_and(|remote| remote.unchanged(etags)),
+            Identity::Snapshot { id, branch } => match (&self.repository, branch) {
+                (_, None) => true,
+                (Some((repo, _)), Some(branch)) => repo.branch_tip(branch).is_ok_and(|tip| tip == *id),
+                (None, Some(_)) => false,
+            },
+        }
     }
 
     /// The store as shown in messages.

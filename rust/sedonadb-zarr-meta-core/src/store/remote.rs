@@ -97,6 +97,8 @@ pub struct Remote {
     /// A listing started ahead of need: (prefix, its result).
     listing: Mutex<Option<(String, Receiver<Listing>)>>,
     recent: Mutex<Recent>,
+    /// The `ETag` of each metadata document [`Remote::get_many`] read, by key.
+    etags: Mutex<HashMap<String, String>>,
     redactor: Redactor,
     listable: bool,
     /// Whether this is an Icechunk session (whose messages need tidying).
@@ -138,6 +140,7 @@ impl Remote {
             inflight: Mutex::new(HashMap::new()),
             listing: Mutex::new(None),
             recent: Mutex::default(),
+            etags: Mutex::default(),
             redactor,
             listable,
             icechunk: false,
@@ -160,6 +163,7 @@ impl Remote {
             inflight: Mutex::new(HashMap::new()),
             listing: Mutex::new(None),
             recent: Mutex::default(),
+            etags: Mutex::default(),
             redactor,
             listable: true,
             icechunk: true,
@@ -236,10 +240,13 @@ impl Remote {
                     let _permit = limit.acquire_owned().await;
                     let Some(store) = store else {
                         let key = StoreKey::new(key).map_err(|e| Failure::Storage(e.into()))?;
-                        return zarr.get(&key).await.map_err(Failure::Storage);
+                        return zarr.get(&key).await.map(|b| b.map(|b| (b, None))).map_err(Failure::Storage);
                     };
                     let result = match store.get(&Path::from(key.as_str())).await {
-                        Ok(found) => found.bytes().await.map(Some),
+                        Ok(found) => {
+                            let etag = found.meta.e_tag.clone();
+                            found.bytes().await.map(|b| Some((b, etag)))
+                        }
                         Err(e) => Err(e),
                     };
                     match result {
@@ -251,7 +258,48 @@ impl Remote {
             .collect();
         let results = run(futures::future::join_all(requests))
             .map_err(|m| self.cancelled(keys.first().map_or("", String::as_str), m))?;
-        keys.iter().zip(results).map(|(key, r)| r.map_err(|f| self.failure(key, f))).collect()
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, result) in keys.iter().zip(results) {
+            let found = result.map_err(|f| self.failure(key, f))?;
+            if let (Some((_, Some(etag))), Ok(mut etags)) = (&found, self.etags.lock()) {
+                etags.insert(key.clone(), etag.clone());
+            }
+            out.push(found.map(|(bytes, _)| bytes));
+        }
+        Ok(out)
+    }
+
+    /// The `ETag` the document `key` had when [`Remote::get_many`] read it.
+    pub fn etag(&self, key: &str) -> Option<String> {
+        self.etags.lock().ok()?.get(key).cloned()
+    }
+
+    /// Whether every document of `etags` still has the `ETag` it was read at:
+    /// one conditional request each, concurrently (a `304` has no body).
+    pub fn unchanged(&self, etags: &[(String, String)]) -> bool {
+        let Some(store) = self.store.clone() else { return false };
+        let requests: Vec<_> = etags
+            .iter()
+            .map(|(key, etag)| {
+                let (store, limit) = (store.clone(), self.limit.clone());
+                let (path, etag) = (Path::from(key.as_str()), etag.clone());
+                async move {
+                    let _permit = limit.acquire_owned().await;
+                    let options = object_store::GetOptions {
+                        if_none_match: Some(etag.clone()),
+                        head: true,
+                        ..Default::default()
+                    };
+                    match store.get_opts(&path, options).await {
+                        Err(object_store::Error::NotModified { .. }) => true,
+                        // A server that ignores the condition answers with the current ETag.
+                        Ok(result) => result.meta.e_tag.as_deref() == Some(etag.as_str()),
+                        Err(_) => false,
+                    }
+                }
+            })
+            .collect();
+        run(futures::future::join_all(requests)).is_ok_and(|answers| answers.into_iter().all(|same| same))
     }
 
     fn list_request(&self, prefix: &str) -> impl Future<Output = Listing> + Send + 'static {
