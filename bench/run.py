@@ -43,7 +43,10 @@ Printed, each as a ratio of medians measured in this run:
 Sections 5-8 run their readers interleaved, each in its own process, three
 rounds, and compare medians. Targets (issue 11) are printed next to the ratios.
 
-Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth]``
+9. repeated selective searches on a 2M-item catalogue: ours through SedonaDB and
+   datafusion-python against the same items as GeoParquet in SedonaDB.
+
+Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth|search]``
 (``--quick`` shrinks D1/D2 tenfold; ``--only`` runs one section).
 """
 
@@ -61,6 +64,7 @@ from bench_growth import growth_section
 from bench_icechunk import icechunk_scan
 from bench_local import local_sections
 from bench_remote import remote
+from bench_search import search_section
 
 
 def main() -> None:
@@ -69,7 +73,9 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument(
-        "--only", choices=["icechunk", "floor", "geoparquet", "growth"], help="run only this section"
+        "--only",
+        choices=["icechunk", "floor", "geoparquet", "growth", "search"],
+        help="run only this section",
     )
     p.add_argument(
         "--growth-10x",
@@ -81,6 +87,9 @@ def main() -> None:
     n1, n2 = 1_000_000 // scale, 10_000_000 // scale
     a.data.mkdir(parents=True, exist_ok=True)
     py, script, rep = sys.executable, HERE / "measure.py", ["--repeat", str(a.repeat)]
+    if a.only == "search":
+        search_section(py, a.data, scale)
+        return
     if a.only in ("geoparquet", "growth"):
         d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
         if a.only == "geoparquet":
@@ -103,6 +112,7 @@ def main() -> None:
     floor_section(py, d1, rep)
     geoparquet_section(py, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep)
     growth_section(py, a.data, n2, rep, a.growth_10x)
+    search_section(py, a.data, scale)
 
 
 if __name__ == "__main__":
