@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,24 @@ def write_geoparquet(store: str, path: Path, row_group_size: int) -> dict:
     return {"rows": meta.num_rows, "row_groups": len(sizes)}
 
 
+def s3_options_from_env() -> dict[str, str]:
+    """SedonaDB's Parquet reader options for an ``s3://`` URL, from the ``AWS_*`` variables
+    the benchmark sets for its loopback S3 server (the same ones our reader takes)."""
+    keys = {
+        "AWS_ENDPOINT_URL": "aws.endpoint",
+        "AWS_ALLOW_HTTP": "aws.allow_http",
+        "AWS_REGION": "aws.region",
+        "AWS_ACCESS_KEY_ID": "aws.access_key_id",
+        "AWS_SECRET_ACCESS_KEY": "aws.secret_access_key",
+    }
+    return {option: os.environ[var] for var, option in keys.items() if var in os.environ}
+
+
 def sedonadb_view(con: Any, path: str, name: str = "d2_geoparquet") -> str:
-    """Register the GeoParquet file as view ``name`` with the store's columns; returns ``name``."""
-    con.read_parquet(path).to_view(f"{name}_file")
+    """Register the GeoParquet file (a path or an ``s3://`` URL) as view ``name`` with the
+    store's columns; returns ``name``."""
+    options = s3_options_from_env() if path.startswith("s3://") else None
+    con.read_parquet(path, options=options).to_view(f"{name}_file")
     con.sql(f"SELECT geometry AS bbox, cloud_cover, collection, date FROM {name}_file").to_view(name)
     return name
 

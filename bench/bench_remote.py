@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench_common import (
+    D2_CHUNK,
     HERE,
     measure,
     median,
@@ -28,6 +29,14 @@ def upload(server, bucket: str, store: Path, name: str) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, files))
+
+
+def put_file(server, bucket: str, path: Path, key: str) -> None:
+    """Copy one local file into the S3 server as ``key`` (in parts, as large files are)."""
+    import obstore
+
+    with open(path, "rb") as f:
+        obstore.put(server.obstore_store(bucket, ""), key, f, chunk_size=16 << 20)
 
 
 def network_floor(server, bucket: str, name: str) -> float:
@@ -57,8 +66,10 @@ def network_floor(server, bucket: str, name: str) -> float:
     return statistics.median(times)
 
 
-def remote(py: str, d1: str, d2: str, rep: list[str], local_d1: float, where: str) -> None:
+def remote(py: str, d1: str, d2: str, parquet: Path, rep: list[str], local_d1: float, where: str) -> None:
     sys.path.insert(0, str(HERE.parent / "tests"))
+    sys.path.insert(0, str(HERE))
+    from alternatives import write_geoparquet
     from s3proxy import S3Server
 
     print("\n== 4. object store: loopback S3 server, 20 ms added to every request ==")
@@ -67,6 +78,9 @@ def remote(py: str, d1: str, d2: str, rep: list[str], local_d1: float, where: st
         server.create_bucket("bench")
         upload(server, "bench", Path(d1.removeprefix("file://")), "d1.zarr")
         upload(server, "bench", Path(d2.removeprefix("file://")), "d2.zarr")
+        if not parquet.exists():
+            write_geoparquet(d2, parquet, D2_CHUNK)
+        put_file(server, "bench", parquet, "d2.parquet")
         env = {
             "AWS_ENDPOINT_URL": server.url,
             "AWS_ALLOW_HTTP": "true",
@@ -117,6 +131,24 @@ def remote(py: str, d1: str, d2: str, rep: list[str], local_d1: float, where: st
         print(f"  D2 selective query                     median {median(sel):7.3f} s  rows {sel['rows']:,}")
         print(f"  D2 full scan                           median {median(full):7.3f} s  rows {full['rows']:,}")
         print(f"  ratio D2 full scan / selective: {median(full) / median(sel):6.1f}x")
+        sql_gp = f"SELECT * FROM d2_geoparquet {where}"
+        gsel, gsel_io = counted("geoparquet-sql", "s3://bench/d2.parquet", *rep, "--sql", sql_gp, runs=runs)
+        gfull, gfull_io = counted("geoparquet-sql", "s3://bench/d2.parquet", "--repeat", "1", runs=2)
+        if (gsel["rows"], gfull["rows"]) != (sel["rows"], full["rows"]):
+            raise SystemExit(
+                f"GeoParquet over S3 returned {gsel['rows']}/{gfull['rows']} rows, ours "
+                f"{sel['rows']}/{full['rows']}"
+            )
+        print(f"  D2 selective, GeoParquet (SedonaDB)    median {median(gsel):7.3f} s  rows {gsel['rows']:,}")
+        print(
+            f"  D2 full scan, GeoParquet (SedonaDB)    median {median(gfull):7.3f} s  rows {gfull['rows']:,}"
+        )
+        print(
+            f"  ratio GeoParquet / ours over S3: selective {median(gsel) / median(sel):5.1f}x "
+            f"({gsel_io['requests']:.0f} vs {sel_io['requests']:.0f} requests), full scan "
+            f"{median(gfull) / median(full):5.1f}x ({gfull_io['bytes'] / 1e6:.0f} vs "
+            f"{full_io['bytes'] / 1e6:.0f} MB)"
+        )
         print(
             f"  per query: selective {sel_io['requests']:.0f} requests, {sel_io['bytes'] / 1e6:.2f} MB; "
             f"full scan {full_io['requests']:.0f} requests, {full_io['bytes'] / 1e6:.1f} MB; "

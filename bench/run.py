@@ -46,7 +46,7 @@ rounds, and compare medians. Targets (issue 11) are printed next to the ratios.
 9. repeated selective searches on a 2M-item catalogue: ours through SedonaDB and
    datafusion-python against the same items as GeoParquet in SedonaDB.
 
-Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth|search]``
+Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth|search|remote]``
 (``--quick`` shrinks D1/D2 tenfold; ``--only`` runs one section).
 """
 
@@ -56,7 +56,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench_common import D2_CHUNK, HERE, WHERE
+from bench_common import D2_CHUNK, HERE, WHERE, measure, median
 from bench_data import make_d1, make_d2
 from bench_floor import floor_section
 from bench_geoparquet import geoparquet_section
@@ -74,7 +74,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument(
         "--only",
-        choices=["icechunk", "floor", "geoparquet", "growth", "search"],
+        choices=["icechunk", "floor", "geoparquet", "growth", "search", "remote"],
         help="run only this section",
     )
     p.add_argument(
@@ -105,9 +105,13 @@ def main() -> None:
         floor_section(py, d1, rep)
         return
     d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
+    if a.only == "remote":
+        local_d1 = median(measure(py, script, "sedonadb-sql", d1, *rep))
+        remote(py, d1, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep, local_d1, WHERE)
+        return
 
     local_d1 = local_sections(py, script, d1, d2, n1, n2, rep)
-    remote(py, d1, d2, rep, local_d1, WHERE)
+    remote(py, d1, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep, local_d1, WHERE)
     icechunk_scan(py, d1, a.data / f"d1-{n1}.icechunk", rep)
     floor_section(py, d1, rep)
     geoparquet_section(py, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep)
