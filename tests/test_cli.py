@@ -495,11 +495,16 @@ def test_ctrl_c_stops_a_query_quietly_with_status_130(
 
     interrupter = threading.Thread(target=interrupt_when_waiting, daemon=True)
     storage = [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
+    # Ctrl-C as a terminal delivers it: a run started in the background by a shell without
+    # job control inherits SIGINT ignored, which the command rightly keeps.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     interrupter.start()
     try:
         status = _cli.main(["query", uri, "SELECT count(*) FROM meta WHERE id <> ''", *storage])
+        after = signal.getsignal(signal.SIGINT)
     finally:
+        signal.signal(signal.SIGINT, inherited)
         interrupter.join(60)
         s3.control.clear()
     assert status == 130
@@ -507,7 +512,28 @@ def test_ctrl_c_stops_a_query_quietly_with_status_130(
     assert time.monotonic() - started < 25
     out, err = capsys.readouterr()
     assert (out, err) == ("", "")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert after is signal.default_int_handler  # the command's own handler is gone
+
+
+def test_a_run_with_sigint_ignored_keeps_it_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A background job (nohup, a shell without job control) must not be stopped by Ctrl-C."""
+    import signal
+
+    from sedonadb_zarr_meta import _cli, write_meta
+
+    store = tmp_path / "ignored.zarr"
+    write_meta(pa.table({"id": ["a", "b", "c"]}), str(store))
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        status = _cli.main(["query", str(store), "SELECT count(*) AS n FROM meta"])
+        during = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    assert status == 0
+    assert during is signal.SIG_IGN
+    assert capsys.readouterr().out.splitlines() == ["n", "-", "3", "(1 row)"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -481,9 +481,13 @@ def test_http_store_without_consolidated_metadata(http_root):
 
 
 INTERRUPTED_SCAN = """
-import json, sys, time
+import json, signal, sys, time
 import pyarrow as pa
 from sedonadb_zarr_meta import open_meta, register
+
+# Ctrl-C as a terminal delivers it, whatever disposition the test run inherited
+# (a shell without job control starts background jobs with SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 uri, options, host = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 sql = f"SELECT * FROM sd_read_zarr_meta('{uri}', '{json.dumps(options)}')"
