@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
+import attr
+from pydantic import BaseModel, Field
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.models import ItemCollectionUri, create_get_request_model, create_post_request_model
 from stac_fastapi.extensions import (
     FieldsExtension,
-    SearchFilterExtension,
+    FilterExtension,
     SortExtension,
     TokenPaginationExtension,
 )
 from stac_fastapi.extensions.filter.filter import FilterConformanceClasses
-from stac_fastapi.extensions.sort.sort import SortConformanceClasses
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostRequest
 from starlette.responses import JSONResponse
@@ -44,6 +45,26 @@ _FILTER_CLASSES = [
     FilterConformanceClasses.CASE_INSENSITIVE_COMPARISON,
     FilterConformanceClasses.ACCENT_INSENSITIVE_COMPARISON,
 ]
+
+
+#: Sort extension 1.0 (``sortby`` on item search and item lists; no sortables endpoint).
+_SORT_CLASSES = [
+    "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
+]
+
+
+class _FilterPost(BaseModel):
+    """The filter members of a POST search: CQL2 JSON, or CQL2 text as pystac-client sends it."""
+
+    filter_expr: dict[str, Any] | str | None = Field(None, alias="filter")
+    filter_crs: str | None = Field(None, alias="filter-crs")
+    filter_lang: Literal["cql2-json", "cql2-text"] | None = Field(None, alias="filter-lang")
+
+
+@attr.s
+class _SearchFilter(FilterExtension):
+    POST = _FilterPost
 
 
 class _BodyLimit:
@@ -97,13 +118,8 @@ def create_app(uri: str, *, title: str | None = None, **options: Any) -> Any:
         stac_fastapi_version=_version(),
     )
     extensions = [
-        SearchFilterExtension(client=FiltersClient(catalogue=catalogue), conformance_classes=_FILTER_CLASSES),
-        SortExtension(
-            conformance_classes=[
-                SortConformanceClasses.ITEM_SEARCH_SORT,
-                SortConformanceClasses.FEATURES_SORT,
-            ]
-        ),
+        _SearchFilter(client=FiltersClient(catalogue=catalogue), conformance_classes=_FILTER_CLASSES),
+        SortExtension(conformance_classes=_SORT_CLASSES),
         FieldsExtension(),
         TokenPaginationExtension(),
     ]

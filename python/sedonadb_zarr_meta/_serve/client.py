@@ -13,6 +13,7 @@ from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from starlette.requests import Request
 
+from sedonadb_zarr_meta._serve import cql
 from sedonadb_zarr_meta._serve.catalogue import Catalogue
 from sedonadb_zarr_meta._serve.items import apply_fields, format_time, rows_to_items
 from sedonadb_zarr_meta._serve.search import DEFAULT_LIMIT, Search, SearchError, run_search
@@ -191,6 +192,8 @@ class CoreClient(BaseCoreClient):
 
     def post_search(self, search_request: Any, **kwargs: Any) -> dict[str, Any]:
         r = search_request
+        if cql.too_deep(getattr(r, "filter_expr", None)):
+            raise InvalidQueryParameter(f"filter nested deeper than {cql.MAX_DEPTH} levels")
         intersects = r.intersects.model_dump(exclude_none=True) if r.intersects is not None else None
         datetime = r.model_dump(by_alias=True, exclude_none=True, mode="json").get("datetime")
         search = Search(

@@ -21,7 +21,7 @@ from typing import Any
 
 import cql2
 
-__all__ = ["FilterError", "MAX_DEPTH", "filter_sql"]
+__all__ = ["MAX_DEPTH", "FilterError", "column_name", "filter_sql", "parse", "too_deep"]
 
 #: Deepest nesting of a filter accepted (every request must stay cheap to plan).
 MAX_DEPTH = 64
@@ -79,6 +79,11 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def too_deep(filter: Any) -> bool:
+    """Whether a CQL2 JSON filter nests deeper than :data:`MAX_DEPTH` operations."""
+    return isinstance(filter, (dict, list)) and _depth(filter) > MAX_DEPTH * 2
+
+
 def _properties(value: Any, out: set[str]) -> set[str]:
     if isinstance(value, dict):
         if isinstance(value.get("property"), str) and len(value) == 1:
@@ -108,7 +113,7 @@ def parse(filter: str | dict[str, Any], lang: str | None) -> cql2.Expr:
                 raise FilterError(f"filter-lang is cql2-json but the filter is not JSON: {e}") from None
     elif len(json.dumps(filter)) > MAX_LENGTH:
         raise FilterError(f"filter longer than {MAX_LENGTH} characters")
-    if isinstance(filter, dict) and _depth(filter) > MAX_DEPTH * 2:
+    if too_deep(filter):
         raise FilterError(f"filter nested deeper than {MAX_DEPTH} levels")
     try:
         expr = cql2.Expr(filter)
