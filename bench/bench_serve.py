@@ -58,6 +58,8 @@ uvicorn.run(create(duckdb_client=client).app, host="127.0.0.1", port=int(sys.arg
 COLLECTIONS = (("sentinel-2-l2a", 0.6), ("landsat-c2-l2", 0.3), ("sentinel-1-grd", 0.1))
 START = 1672531200  # 2023-01-01
 SPAN = 2 * 365 * 86400
+#: Rows per chunk of the store: small enough that the chunks a page of results touches decode fast.
+CHUNK = 10_000
 SMALL_BBOX = [5.0, 44.0, 8.0, 47.0]
 MONTH = "2024-06-01T00:00:00Z/2024-06-30T23:59:59Z"
 
@@ -175,7 +177,7 @@ def make_data(data: Path, n: int) -> tuple[str, Path]:
         from sedonadb_zarr_meta import write_meta
 
         t = time.perf_counter()
-        write_meta(ndjson, store.with_suffix(".tmp"), chunk_size=50_000, sort=True, progress=False)
+        write_meta(ndjson, store.with_suffix(".tmp"), chunk_size=CHUNK, sort=True, progress=False)
         store.with_suffix(".tmp").rename(store)
         print(f"  ingested into {store.name} in {time.perf_counter() - t:.0f} s", flush=True)
     if not parquet.exists():

@@ -213,9 +213,9 @@ class CoreClient(BaseCoreClient):
 
     # ------------------------------------------------------------ shared
 
-    def _run(self, search: Search) -> tuple[pa.Table, str | None]:
+    def _run(self, search: Search, columns: list[str] | None = None) -> tuple[pa.Table, str | None]:
         try:
-            return run_search(self.catalogue, search)
+            return run_search(self.catalogue, search, columns)
         except SearchError as e:
             raise InvalidQueryParameter(str(e)) from None
         except Exception as e:
@@ -224,12 +224,31 @@ class CoreClient(BaseCoreClient):
                 raise InvalidQueryParameter(f"the filter cannot be run: {' '.join(str(e).split())}") from None
             raise
 
+    def _columns(self, include: list[str]) -> list[str] | None:
+        """The columns the ``include`` paths of the fields extension need (``None``: all)."""
+        if not include:
+            return None
+        out = []
+        for name, column in self.catalogue.columns.items():
+            role = column.role
+            for path in include:
+                head = path.split(".", 1)[0]
+                if (
+                    (role == "property" and (path == "properties" or path.split(".", 1)[-1] == name))
+                    or ((role == "asset" or name == "assets") and head == "assets")
+                    or (role == "zrange" and head == "bbox")
+                    or (role == "top" and head == name)
+                ):
+                    out.append(name)
+                    break
+        return out
+
     def _page(
         self, search: Search, request: Request, fields: Any, body: dict[str, Any] | None
     ) -> dict[str, Any]:
-        table, token = self._run(search)
-        base = _base(request)
         include, exclude = _fields(fields)
+        table, token = self._run(search, self._columns(include))
+        base = _base(request)
         features = []
         for item in rows_to_items(self.catalogue, table):
             item["links"] = _item_links(base, item)

@@ -227,8 +227,16 @@ def keyset_sql(keys: list[tuple[str, bool]], values: list[Any]) -> str:
     return "(" + (" OR ".join(ors) or "FALSE") + ")"
 
 
-def run_search(catalogue: Catalogue, search: Search) -> tuple[Any, str | None]:
-    """The rows of one page (an Arrow table of the group's columns) and the next page's token."""
+def run_search(
+    catalogue: Catalogue, search: Search, columns: list[str] | None = None
+) -> tuple[Any, str | None]:
+    """The rows of one page (an Arrow table of the group's ``columns``, all by default) and the
+    next page's token.
+
+    Two queries: the page's keys first (only the sort columns are decoded for every row that
+    matches), then the page's rows by ``id`` (whole rows are decoded only in the chunks that hold
+    them).
+    """
     if not 1 <= search.limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {search.limit}")
     keys = sort_keys(catalogue, search)
@@ -237,15 +245,39 @@ def run_search(catalogue: Catalogue, search: Search) -> tuple[Any, str | None]:
         where.append(keyset_sql(keys, read_token(search.token, keys)))
     order = ", ".join(f"{quote(k)} {'DESC' if d else 'ASC'} NULLS LAST" for k, d in keys)
     sql = (
-        "SELECT * FROM {meta}"
+        f"SELECT {', '.join(quote(k) for k, _ in keys)} FROM {{meta}}"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY {order} LIMIT {search.limit + 1}"
     )
-    table = catalogue.query(sql)
-    more = table.num_rows > search.limit
-    table = table.slice(0, search.limit)
+    page = catalogue.query(sql)
+    more = page.num_rows > search.limit
+    page = page.slice(0, search.limit)
     token = None
     if more:
-        last = table.select([k for k, _ in keys]).slice(table.num_rows - 1).to_pylist()[0]
-        token = make_token(keys, last)
-    return table, token
+        token = make_token(keys, page.slice(page.num_rows - 1).to_pylist()[0])
+    return _rows(catalogue, page, columns), token
+
+
+def _rows(catalogue: Catalogue, page: Any, columns: list[str] | None) -> Any:
+    """The rows of ``page`` (``collection`` and ``id`` of each, in order), all their columns."""
+    import pyarrow as pa
+
+    pairs = list(zip(page.column("collection").to_pylist(), page.column("id").to_pylist()))
+    wanted = list(catalogue.columns) if columns is None else [c for c in catalogue.columns if c in columns]
+    for required in ("collection", "id"):
+        if required not in wanted:
+            wanted.append(required)
+    select = ", ".join(quote(c) for c in wanted)
+    if not pairs:
+        return catalogue.query(f"SELECT {select} FROM {{meta}} LIMIT 0")
+    ids = sorted({i for _, i in pairs})
+    collections = sorted({c for c, _ in pairs if c is not None})
+    where = [_in("id", ids, "ids")]
+    if collections and len(collections) == len({c for c, _ in pairs}):
+        where.append(_in("collection", collections, "collections"))
+    rows = catalogue.query(f"SELECT {select} FROM {{meta}} WHERE {' AND '.join(where)}")
+    positions: dict[tuple[Any, Any], list[int]] = {}
+    for n, pair in enumerate(zip(rows.column("collection").to_pylist(), rows.column("id").to_pylist())):
+        positions.setdefault(pair, []).append(n)
+    order = [positions[pair].pop(0) for pair in pairs if positions.get(pair)]
+    return rows.take(pa.array(order, pa.int64()))
