@@ -88,7 +88,8 @@ def _item(i: int, rng: random.Random) -> dict[str, Any]:
     day = time.strftime("%Y%m%d", time.gmtime(t))
     props: dict[str, Any] = {"datetime": when, "created": when}
     if collection == "sentinel-2-l2a":
-        tile = f"{rng.randrange(1, 61):02d}{rng.choice('CDEFGHJKLMNPQRSTUVWX')}{rng.choice('ABCDEFGH')}{rng.choice('ABCDEFGH')}"
+        band, square = rng.choice("CDEFGHJKLMNPQRSTUVWX"), rng.choice("ABCDEFGH") + rng.choice("ABCDEFGH")
+        tile = f"{rng.randrange(1, 61):02d}{band}{square}"
         platform = rng.choice(("sentinel-2a", "sentinel-2b"))
         item_id = f"S2{platform[-1].upper()}_MSIL2A_{day}_T{tile}_{i:07d}"
         props.update(
@@ -414,7 +415,8 @@ def main() -> None:
         for clients in (1, 16):
             print(f"\n  {clients} concurrent client{'s' if clients > 1 else ''}:")
             print(
-                f"  {'search':18s} {'ours p50':>10s} {'p95':>9s} {'sfgp p50':>10s} {'p95':>9s} {'p50 ratio':>10s}"
+                f"  {'search':18s} {'ours p50':>10s} {'p95':>9s} {'sfgp p50':>10s} {'p95':>9s}"
+                f" {'p50 ratio':>10s}"
             )
             for search in requests["ours"]:
                 o, t = lat[("ours", search, clients)], lat[("sfgp", search, clients)]
@@ -433,7 +435,8 @@ def main() -> None:
                 )
         for name, port in ports.items():
             print(
-                f"  paging walk (limit=1000, first {args.walk:,} items), {name}: {walk(port, args.walk):,.0f} items/s"
+                f"  paging walk (limit=1000, first {args.walk:,} items), {name}:"
+                f" {walk(port, args.walk):,.0f} items/s"
             )
 
 
