@@ -404,15 +404,39 @@ def test_a_store_on_s3(s3, store, sql, tmp_path):
         assert status == 400 and opts["aws_secret_access_key"] not in json.dumps(answer)
 
 
-def test_icechunk_repository_pages_across_a_commit(tmp_path):
+def test_icechunk_pages_keep_their_snapshot_while_commits_land(tmp_path):
     pytest.importorskip("icechunk")
     path = tmp_path / "repo.icechunk"
     write_meta(ITEMS[:40], path, icechunk=True, chunk_size=16, message="first", progress=False)
     with serving(str(path), "--option", "branch=main") as url:
-        client = pystac_client.Client.open(url)
-        first = [i.id for i in client.search(limit=100).items()]
-        assert len(first) == 40
+        status, page = request(f"{url}/search?limit=10")
+        assert status == 200
+        seen = [f["id"] for f in page["features"]]
+        # A commit lands while the client pages: the pages that follow keep page 1's snapshot.
         write_meta(ITEMS[40:], path, icechunk=True, chunk_size=16, mode="a", message="more", progress=False)
-        later = [i.id for i in client.search(limit=100).items()]
-        assert len(later) == len(ITEMS)
-        assert set(first) < set(later)
+        status, body = request(url + "/search", {"limit": 10})
+        post_first = [f["id"] for f in body["features"]]
+        while True:
+            link = next((x for x in page["links"] if x["rel"] == "next"), None)
+            if link is None:
+                break
+            status, page = request(link["href"])
+            assert status == 200
+            seen += [f["id"] for f in page["features"]]
+        first = sorted(ITEMS[:40], key=lambda i: (i["collection"], i["id"]))
+        assert seen == [i["id"] for i in first]
+        # A new search sees the commit, GET and POST alike.
+        client = pystac_client.Client.open(url)
+        later = [i.id for i in client.search(limit=25).items()]
+        assert later == [i["id"] for i in sorted(ITEMS, key=lambda i: (i["collection"], i["id"]))]
+        assert post_first == later[:10]
+        for bad in ("NOSUCHSNAPSHOT0000", "K7STK9Y0B21DHRZ3K19A"):
+            status, answer = request(f"{url}/search?limit=10&token=" + _token_with_snapshot(bad))
+            assert status == 400 and "snapshot" in answer["description"]
+
+
+def _token_with_snapshot(snapshot: str) -> str:
+    import base64
+
+    body = {"k": ["collection", "id"], "v": ["landsat-c2-l2", "LA_0000"], "s": snapshot}
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")

@@ -62,13 +62,12 @@ class Catalogue:
     def __init__(self, uri: str, options: Mapping[str, Any] | None = None):
         import sedonadb
 
-        from sedonadb_zarr_meta import open_meta, options_json, register, validate_options
+        from sedonadb_zarr_meta import open_meta, register, validate_options
 
         self.uri = str(uri)
         self.options = validate_options(dict(options or {}))
-        self.table_sql = (
-            f"sd_read_zarr_meta({sql_string(self.uri)}, {sql_string(options_json(self.options) or '{}')})"
-        )
+        self.table_sql = self._table_sql(self.options)
+        self.branch = self._branch()
         self._lock = threading.Lock()
         self._con = register(sedonadb.connect())
         meta = open_meta(self.uri, **self.options)
@@ -88,12 +87,44 @@ class Catalogue:
                 )
         self._collections: tuple[float, dict[str, dict[str, Any]]] | None = None
 
+    def _table_sql(self, options: Mapping[str, Any]) -> str:
+        from sedonadb_zarr_meta import options_json
+
+        return f"sd_read_zarr_meta({sql_string(self.uri)}, {sql_string(options_json(options) or '{}')})"
+
+    def _branch(self) -> str | None:
+        """The branch read, when the store is an Icechunk repository read at a branch."""
+        from sedonadb_zarr_meta import list_versions
+
+        if "snapshot" in self.options or "tag" in self.options:
+            return None
+        try:
+            versions = list_versions(self.uri, storage_options=self.options.get("storage_options"))
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        branch = self.options.get("branch", "main")
+        return branch if branch in versions.branches else None
+
+    def snapshot(self) -> str | None:
+        """The snapshot at the tip of the branch read now (``None`` unless an Icechunk branch)."""
+        from sedonadb_zarr_meta import list_versions
+
+        if self.branch is None:
+            return None
+        versions = list_versions(self.uri, storage_options=self.options.get("storage_options"))
+        return versions.branches.get(self.branch)
+
     # ---------------------------------------------------------------- queries
 
-    def query(self, sql: str) -> pa.Table:
-        """Run ``sql`` (naming the store as ``{meta}``) and return its result."""
+    def query(self, sql: str, snapshot: str | None = None) -> pa.Table:
+        """Run ``sql`` (naming the store as ``{meta}``; at ``snapshot`` of an Icechunk
+        repository when given) and return its result."""
+        table_sql = self.table_sql
+        if snapshot is not None:
+            pinned = {k: v for k, v in self.options.items() if k != "branch"}
+            table_sql = self._table_sql({**pinned, "snapshot": snapshot})
         with self._lock:
-            table = self._con.sql(sql.replace("{meta}", self.table_sql)).to_arrow_table()
+            table = self._con.sql(sql.replace("{meta}", table_sql)).to_arrow_table()
         return table
 
     @property

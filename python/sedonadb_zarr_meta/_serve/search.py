@@ -193,12 +193,18 @@ def _value_sql(value: Any) -> str:
     raise SearchError("invalid page token")
 
 
-def make_token(keys: list[tuple[str, bool]], row: dict[str, Any]) -> str:
-    body = {"k": [name for name, _ in keys], "v": [_encode_value(row[name]) for name, _ in keys]}
+def make_token(keys: list[tuple[str, bool]], row: dict[str, Any], snapshot: str | None) -> str:
+    body: dict[str, Any] = {
+        "k": [name for name, _ in keys],
+        "v": [_encode_value(row[name]) for name, _ in keys],
+    }
+    if snapshot is not None:
+        body["s"] = snapshot
     return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def read_token(token: str, keys: list[tuple[str, bool]]) -> list[Any]:
+def read_token(token: str, keys: list[tuple[str, bool]]) -> tuple[list[Any], str | None]:
+    """The sort keys of the last row of the previous page, and the snapshot it was read at."""
     try:
         body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         names, values = body["k"], body["v"]
@@ -206,7 +212,10 @@ def read_token(token: str, keys: list[tuple[str, bool]]) -> list[Any]:
         raise SearchError("invalid page token") from None
     if names != [name for name, _ in keys] or len(values) != len(keys):
         raise SearchError("the page token belongs to another sort order")
-    return values
+    snapshot = body.get("s")
+    if snapshot is not None and (not isinstance(snapshot, str) or not snapshot.isalnum()):
+        raise SearchError("invalid page token")
+    return values, snapshot
 
 
 def keyset_sql(keys: list[tuple[str, bool]], values: list[Any]) -> str:
@@ -242,23 +251,32 @@ def run_search(
     keys = sort_keys(catalogue, search)
     where = where_sql(catalogue, search)
     if search.token:
-        where.append(keyset_sql(keys, read_token(search.token, keys)))
+        values, snapshot = read_token(search.token, keys)
+        where.append(keyset_sql(keys, values))
+    else:
+        # On an Icechunk branch, every page of this search reads the snapshot page 1 read.
+        snapshot = catalogue.snapshot()
     order = ", ".join(f"{quote(k)} {'DESC' if d else 'ASC'} NULLS LAST" for k, d in keys)
     sql = (
         f"SELECT {', '.join(quote(k) for k, _ in keys)} FROM {{meta}}"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY {order} LIMIT {search.limit + 1}"
     )
-    page = catalogue.query(sql)
+    try:
+        page = catalogue.query(sql, snapshot)
+    except (FileNotFoundError, ValueError):
+        if not search.token or snapshot is None:
+            raise
+        raise SearchError("the page token names a snapshot this repository does not have") from None
     more = page.num_rows > search.limit
     page = page.slice(0, search.limit)
     token = None
     if more:
-        token = make_token(keys, page.slice(page.num_rows - 1).to_pylist()[0])
-    return _rows(catalogue, page, columns), token
+        token = make_token(keys, page.slice(page.num_rows - 1).to_pylist()[0], snapshot)
+    return _rows(catalogue, page, columns, snapshot), token
 
 
-def _rows(catalogue: Catalogue, page: Any, columns: list[str] | None) -> Any:
+def _rows(catalogue: Catalogue, page: Any, columns: list[str] | None, snapshot: str | None) -> Any:
     """The rows of ``page`` (``collection`` and ``id`` of each, in order), all their columns."""
     import pyarrow as pa
 
@@ -269,13 +287,13 @@ def _rows(catalogue: Catalogue, page: Any, columns: list[str] | None) -> Any:
             wanted.append(required)
     select = ", ".join(quote(c) for c in wanted)
     if not pairs:
-        return catalogue.query(f"SELECT {select} FROM {{meta}} LIMIT 0")
+        return catalogue.query(f"SELECT {select} FROM {{meta}} LIMIT 0", snapshot)
     ids = sorted({i for _, i in pairs})
     collections = sorted({c for c, _ in pairs if c is not None})
     where = [_in("id", ids, "ids")]
     if collections and len(collections) == len({c for c, _ in pairs}):
         where.append(_in("collection", collections, "collections"))
-    rows = catalogue.query(f"SELECT {select} FROM {{meta}} WHERE {' AND '.join(where)}")
+    rows = catalogue.query(f"SELECT {select} FROM {{meta}} WHERE {' AND '.join(where)}", snapshot)
     positions: dict[tuple[Any, Any], list[int]] = {}
     for n, pair in enumerate(zip(rows.column("collection").to_pylist(), rows.column("id").to_pylist())):
         positions.setdefault(pair, []).append(n)
