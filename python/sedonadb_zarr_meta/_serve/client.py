@@ -77,6 +77,18 @@ class CoreClient(BaseCoreClient):
 
     catalogue: Catalogue = attr.ib(default=None)
 
+    def landing_page(self, **kwargs: Any) -> dict[str, Any]:
+        page = super().landing_page(**kwargs)
+        page["links"].append(
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "href": f"{_base(kwargs['request'])}/queryables",
+                "type": "application/schema+json",
+                "title": "Queryables",
+            }
+        )
+        return page
+
     # ------------------------------------------------------------ collections
 
     def _collection(self, base: str, cid: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -319,5 +331,5 @@ class FiltersClient(BaseFiltersClient):
             "type": "object",
             "title": "Queryables",
             "properties": properties,
-            "additionalProperties": False,
+            "additionalProperties": True,
         }

@@ -3,8 +3,8 @@
 
 * geometry literals (``st_geomfromtext``, ``st_geomfromgeojson``, ``st_makeenvelope``) become
   WKT literals tagged ``ST_SetSRID(…, 4326)``, so they meet the CRS-tagged columns;
-* ``properties.<name>`` paths become the column ``<name>``; a property the store lacks is an
-  error (answered with 400, as OGC API Features part 3 asks);
+* ``properties.<name>`` paths become the column ``<name>``; a property the store lacks
+  becomes ``NULL`` (no item has it: the queryables allow additional properties);
 * ``strip_accents(x)`` (``ACCENTI``) becomes a ``translate`` of Latin accented letters;
 * ``x = SOME(ARRAY[…])`` (``IN``) becomes ``x IN (…)``; ``E'…'`` strings plain literals;
 * ``A_CONTAINS``/``A_OVERLAPS`` (``@>``/``@@``) on a JSON-text list of strings become
@@ -125,25 +125,44 @@ def parse(filter: str | dict[str, Any], lang: str | None) -> cql2.Expr:
     return expr
 
 
+def _normalised(value: Any) -> Any:
+    """``between`` with its bounds as one list (``[x, [lo, hi]]``, the form of CQL2's drafts that
+    clients such as stac-api-validator still send) as the three arguments CQL2 1.0 has."""
+    if isinstance(value, list):
+        return [_normalised(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _normalised(v) for k, v in value.items()}
+    args = out.get("args")
+    if str(out.get("op", "")).lower() == "between" and isinstance(args, list) and len(args) == 2:
+        if isinstance(args[1], list) and len(args[1]) == 2:
+            out["args"] = [args[0], *args[1]]
+    return out
+
+
 def filter_sql(
     filter: str | dict[str, Any], lang: str | None, columns: dict[str, Any], quote: Callable[[str], str]
 ) -> str:
-    """A SQL predicate of ``filter`` over the store's ``columns``."""
+    """A SQL predicate of ``filter`` over the store's ``columns``.
+
+    A property the store lacks is NULL in every item (the queryables allow additional
+    properties), so a comparison with it matches nothing, as for an item that lacks it.
+    """
+    if isinstance(filter, dict):
+        filter = _normalised(filter)
     expr = parse(filter, lang)
-    for name in sorted(_properties(expr.to_json(), set())):
-        if column_name(name) not in columns:
-            raise FilterError(f"unknown queryable {name!r} in the filter (see /queryables)")
+    unknown = {name for name in _properties(expr.to_json(), set()) if column_name(name) not in columns}
     try:
         sql = expr.to_sql()
     except Exception as e:
         raise FilterError(f"filter cannot be expressed in SQL: {' '.join(str(e).split())}") from None
-    return _Rewriter(sql, columns, quote).run()
+    return _Rewriter(sql, columns, quote, unknown).run()
 
 
 class _Rewriter:
-    def __init__(self, sql: str, columns: dict[str, Any], quote: Callable[[str], str]):
+    def __init__(self, sql: str, columns: dict[str, Any], quote: Callable[[str], str], unknown: set[str]):
         self.tokens = self._tokenize(sql)
-        self.columns, self.quote = columns, quote
+        self.columns, self.quote, self.unknown = columns, quote, unknown
         self.i = 0
         self.out: list[str] = []
 
@@ -249,10 +268,13 @@ class _Rewriter:
 
     def _plain(self, kind: str, value: str) -> str:
         if kind == "quoted":
-            name = column_name(value[1:-1].replace('""', '"'))
-            return self.quote(name)
-        if kind == "word" and column_name(value) in self.columns and value.upper() not in _KEYWORDS:
-            return self.quote(column_name(value))
+            name = value[1:-1].replace('""', '"')
+            return "NULL" if name in self.unknown else self.quote(column_name(name))
+        if kind == "word" and value.upper() not in _KEYWORDS:
+            if value in self.unknown:
+                return "NULL"
+            if column_name(value) in self.columns:
+                return self.quote(column_name(value))
         if kind == "estring":
             return _literal(_unquote_string(value))
         return value
