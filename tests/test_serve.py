@@ -384,6 +384,17 @@ def test_unknown_properties_are_null_in_every_item(api, sql):
     assert status == 200 and [f["id"] for f in page["features"]] == sql('"eo:cloud_cover" BETWEEN 0 AND 50')
 
 
+def test_create_app_is_the_same_application(store):
+    import sedonadb_zarr_meta
+
+    app = sedonadb_zarr_meta.create_app(store, title="Test catalogue")
+    paths = set(app.openapi()["paths"])
+    assert {"/search", "/collections/{collection_id}/items/{item_id}", "/queryables"} <= paths
+    assert app.title == "Test catalogue"
+    with pytest.raises(FileNotFoundError):
+        sedonadb_zarr_meta.create_app(store + "-missing")
+
+
 def test_limits_are_capped(api):
     status, page = request(api + "/search?limit=100000")
     assert status == 200 and len(page["features"]) == len(ITEMS)
