@@ -384,6 +384,40 @@ def test_unknown_properties_are_null_in_every_item(api, sql):
     assert status == 200 and [f["id"] for f in page["features"]] == sql('"eo:cloud_cover" BETWEEN 0 AND 50')
 
 
+def test_collection_documents_in_the_store_are_served(tmp_path):
+    import zarr
+
+    path = tmp_path / "documented.zarr"
+    uri = write_meta(ITEMS[:30], path, chunk_size=16, progress=False)
+    document = {
+        "type": "Collection",
+        "stac_version": "1.0.0",
+        "id": "sentinel-2-l2a",
+        "title": "Sentinel-2 Level-2A",
+        "description": "Bottom-of-atmosphere reflectance",
+        "license": "proprietary",
+        "keywords": ["sentinel", "copernicus"],
+        "links": [
+            {
+                "rel": "license",
+                "href": "https://sentinel.esa.int/documents/247904/690755/Sentinel_Data_Legal_Notice",
+            }
+        ],
+    }
+    zarr.open_group(str(path), mode="a")["meta"].attrs["zarr_meta:collections"] = [document]
+    with serving(uri) as url:
+        status, got = request(f"{url}/collections/sentinel-2-l2a")
+        assert status == 200
+        for key in ("title", "description", "license", "keywords", "stac_version"):
+            assert got[key] == document[key]
+        s2 = [i for i in ITEMS[:30] if i["collection"] == "sentinel-2-l2a"]
+        assert got["extent"]["spatial"]["bbox"][0][0] == min(i["bbox"][0] for i in s2)
+        rels = [link["rel"] for link in got["links"]]
+        assert rels.count("license") == 1 and rels.count("self") == 1 and "items" in rels
+        status, other = request(f"{url}/collections/landsat-c2-l2")
+        assert status == 200 and other["license"] == "other"
+
+
 def test_create_app_is_the_same_application(store):
     import sedonadb_zarr_meta
 

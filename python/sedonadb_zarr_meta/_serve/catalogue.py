@@ -22,6 +22,9 @@ __all__ = ["Catalogue", "Column", "sql_string"]
 
 #: Item members kept as columns of their own (everything else is a property).
 TOP_LEVEL = ("id", "collection", "stac_version", "stac_extensions", "bbox", "geometry", "assets")
+#: The group attribute holding STAC Collection documents (a list of them) that the server
+#: serves as they are, links and missing extents added.
+COLLECTIONS_ATTRIBUTE = "zarr_meta:collections"
 #: Seconds the collections computed from the data are kept before they are computed again.
 COLLECTIONS_TTL = 30.0
 
@@ -151,13 +154,25 @@ class Catalogue:
             parts += [f"min(least({', '.join(quote(t) for t in times)})) AS t0"]
             parts += [f"max(greatest({', '.join(quote(t) for t in times)})) AS t1"]
         rows = self.query(f"SELECT {', '.join(parts)} FROM {{meta}} GROUP BY collection ORDER BY collection")
+        documents = self._documents()
         out: dict[str, dict[str, Any]] = {}
         for row in rows.to_pylist():
             if row["collection"] is None:
                 continue
+            row["document"] = documents.get(row["collection"])
             out[row["collection"]] = row
         self._collections = (now, out)
         return out
+
+    def _documents(self) -> dict[str, dict[str, Any]]:
+        """The Collection documents the group's ``zarr_meta:collections`` attribute holds, by id."""
+        from sedonadb_zarr_meta import open_meta
+
+        attrs = json.loads(open_meta(self.uri, **self.options).attributes_json)
+        documents = attrs.get(COLLECTIONS_ATTRIBUTE) or []
+        if not isinstance(documents, list):
+            return {}
+        return {d["id"]: d for d in documents if isinstance(d, dict) and isinstance(d.get("id"), str)}
 
 
 def _looks_json(stats: Any) -> bool:

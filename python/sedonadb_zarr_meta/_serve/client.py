@@ -21,6 +21,8 @@ from sedonadb_zarr_meta._serve.search import DEFAULT_LIMIT, Search, SearchError,
 __all__ = ["CoreClient", "FiltersClient"]
 
 _GEOJSON = "application/geo+json"
+#: Link relations the server writes itself (a stored document's own are replaced).
+_SERVER_RELS = frozenset({"self", "root", "parent", "items", "queryables"})
 _JSON = "application/json"
 
 
@@ -99,7 +101,7 @@ class CoreClient(BaseCoreClient):
         )
         t0, t1 = info.get("t0"), info.get("t1")
         href = f"{base}/collections/{urllib.parse.quote(cid, safe='')}"
-        return {
+        computed = {
             "type": "Collection",
             "stac_version": "1.1.0",
             "id": cid,
@@ -111,7 +113,14 @@ class CoreClient(BaseCoreClient):
                     "interval": [[format_time(t0) if t0 else None, format_time(t1) if t1 else None]]
                 },
             },
-            "links": [
+        }
+        # A document the store carries is served as it is; what it lacks comes from the data.
+        collection = {**computed, **(info.get("document") or {})}
+        own = [link for link in collection.get("links") or [] if link.get("rel") not in _SERVER_RELS]
+        return {
+            **collection,
+            "links": own
+            + [
                 {"rel": "self", "href": href, "type": _JSON},
                 {"rel": "root", "href": f"{base}/", "type": _JSON},
                 {"rel": "parent", "href": f"{base}/", "type": _JSON},
