@@ -58,8 +58,10 @@ uvicorn.run(create(duckdb_client=client).app, host="127.0.0.1", port=int(sys.arg
 COLLECTIONS = (("sentinel-2-l2a", 0.6), ("landsat-c2-l2", 0.3), ("sentinel-1-grd", 0.1))
 START = 1672531200  # 2023-01-01
 SPAN = 2 * 365 * 86400
-#: Rows per chunk of the store: small enough that the chunks a page of results touches decode fast.
-CHUNK = 10_000
+#: Rows per chunk of the store: small enough that the chunks a page of results touches decode
+#: fast (a page's rows are read whole, chunk by chunk: 2,500 rows took a third less time per
+#: search than 10,000 on 1M items), large enough that scans stay cheap.
+CHUNK = 2_500
 SMALL_BBOX = [5.0, 44.0, 8.0, 47.0]
 MONTH = "2024-06-01T00:00:00Z/2024-06-30T23:59:59Z"
 
@@ -163,7 +165,7 @@ def make_data(data: Path, n: int) -> tuple[str, Path]:
     """The store and the stac-geoparquet file of ``n`` items (made once, reused)."""
     data.mkdir(parents=True, exist_ok=True)
     ndjson = data / f"serve-{n}.ndjson"
-    store = data / f"serve-{n}.zarr"
+    store = data / f"serve-{n}-c{CHUNK}.zarr"
     parquet = data / f"serve-{n}.parquet"
     if not ndjson.exists():
         t = time.perf_counter()
