@@ -361,6 +361,17 @@ def test_collections_landing_conformance_and_queryables(api, sql):
         ("/search?limit=-1", None, 400, "limit"),
         ("/search?filter=platform%20%3D%3D%3D%201", None, 400, "CQL2"),
         ("/search?sortby=geometry", None, 400, "sort"),
+        (
+            "/search",
+            {
+                "filter": {
+                    "op": "<",
+                    "args": [{"property": "platform"}, {"timestamp": "2024-01-01T00:00:00Z"}],
+                }
+            },
+            400,
+            "filter",
+        ),
         ("/search?token=garbage", None, 400, "token"),
         ("/collections/nosuch", None, 404, "nosuch"),
         ("/collections/nosuch/items", None, 404, "nosuch"),

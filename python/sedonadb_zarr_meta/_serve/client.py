@@ -8,6 +8,7 @@ from typing import Any
 
 import attr
 import pyarrow as pa
+from sedonadb._lib import SedonaError
 from stac_fastapi.extensions.filter.client import BaseFiltersClient
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
@@ -239,11 +240,11 @@ class CoreClient(BaseCoreClient):
             return run_search(self.catalogue, search, columns)
         except SearchError as e:
             raise InvalidQueryParameter(str(e)) from None
-        except Exception as e:
-            if search.filter not in (None, "", {}) and type(e).__name__ in ("SedonaError", "Exception"):
-                # The engine refused the filter's SQL (e.g. a type mismatch the filter asked for).
-                raise InvalidQueryParameter(f"the filter cannot be run: {' '.join(str(e).split())}") from None
-            raise
+        except SedonaError as e:
+            if search.filter in (None, "", {}):
+                raise
+            # The engine refused the filter's SQL (e.g. a comparison of text with a number).
+            raise InvalidQueryParameter(f"the filter cannot be run: {' '.join(str(e).split())}") from None
 
     def _columns(self, include: list[str]) -> list[str] | None:
         """The columns the ``include`` paths of the fields extension need (``None``: all)."""
