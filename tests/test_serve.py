@@ -445,6 +445,12 @@ def test_limits_are_capped(api):
     assert status == 200 and len(page["features"]) == len(ITEMS)
 
 
+def test_large_bodies_are_refused(api):
+    ring = [[i / 1000, 0.0] for i in range(60_000)] + [[0.0, 1.0], [0.0, 0.0]]
+    status, answer = request(api + "/search", {"intersects": {"type": "Polygon", "coordinates": [ring]}})
+    assert status == 413 and "bytes" in answer["description"]
+
+
 def test_deep_filters_are_refused(api):
     deep: Any = {"op": "=", "args": [{"property": "gsd"}, 10]}
     for _ in range(200):
