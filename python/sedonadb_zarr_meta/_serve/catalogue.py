@@ -40,8 +40,9 @@ def quote(name: str) -> str:
 class Column:
     """One column of the group: its name, Arrow type and what it is in a STAC item."""
 
-    def __init__(self, name: str, type: pa.DataType, is_json: bool, geometry: bool):
+    def __init__(self, name: str, type: pa.DataType, is_json: bool, geometry: bool, nullable: bool = True):
         self.name, self.type, self.is_json, self.geometry = name, type, is_json, geometry
+        self.nullable = nullable
 
     @property
     def is_time(self) -> bool:
@@ -82,7 +83,7 @@ class Catalogue:
             is_json = field.name in ("stac_extensions", "assets") or _looks_json(
                 stats.get("columns", {}).get(field.name)
             )
-            self.columns[field.name] = Column(field.name, field.type, is_json, geometry)
+            self.columns[field.name] = Column(field.name, field.type, is_json, geometry, field.nullable)
         for required in ("id", "collection"):
             if required not in self.columns:
                 raise ValueError(

@@ -218,8 +218,10 @@ def read_token(token: str, keys: list[tuple[str, bool]]) -> tuple[list[Any], str
     return values, snapshot
 
 
-def keyset_sql(keys: list[tuple[str, bool]], values: list[Any]) -> str:
-    """Rows after ``values`` in the order of ``keys`` (each ``NULLS LAST``)."""
+def keyset_sql(keys: list[tuple[str, bool]], values: list[Any], nullable: set[str] | None = None) -> str:
+    """Rows after ``values`` in the order of ``keys`` (each ``NULLS LAST``); columns outside
+    ``nullable`` (all when ``None``) hold no NULLs, so their tests stay plain comparisons that
+    the reader can check against chunk statistics."""
     ors = []
     for i, (name, desc) in enumerate(keys):
         column = quote(name)
@@ -231,7 +233,10 @@ def keyset_sql(keys: list[tuple[str, bool]], values: list[Any]) -> str:
         if value is None:
             continue  # nothing sorts after NULL in this column
         op = "<" if desc else ">"
-        ands.append(f"({column} {op} {_value_sql(value)} OR {column} IS NULL)")
+        if nullable is None or name in nullable:
+            ands.append(f"({column} {op} {_value_sql(value)} OR {column} IS NULL)")
+        else:
+            ands.append(f"{column} {op} {_value_sql(value)}")
         ors.append("(" + " AND ".join(ands) + ")")
     return "(" + (" OR ".join(ors) or "FALSE") + ")"
 
@@ -252,7 +257,8 @@ def run_search(
     where = where_sql(catalogue, search)
     if search.token:
         values, snapshot = read_token(search.token, keys)
-        where.append(keyset_sql(keys, values))
+        nullable = {name for name, column in catalogue.columns.items() if column.nullable}
+        where.append(keyset_sql(keys, values, nullable))
     else:
         # On an Icechunk branch, every page of this search reads the snapshot page 1 read.
         snapshot = catalogue.snapshot()
