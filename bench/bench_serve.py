@@ -69,6 +69,73 @@ MONTH = "2024-06-01T00:00:00Z/2024-06-30T23:59:59Z"
 # ------------------------------------------------------------------ items
 
 
+def _sentinel2(i: int, day: str, rng: random.Random, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    zone = rng.randrange(1, 61)
+    band, square = rng.choice("CDEFGHJKLMNPQRSTUVWX"), rng.choice("ABCDEFGH") + rng.choice("ABCDEFGH")
+    tile = f"{zone:02d}{band}{square}"
+    platform = rng.choice(("sentinel-2a", "sentinel-2b"))
+    item_id = f"S2{platform[-1].upper()}_MSIL2A_{day}_T{tile}_{i:07d}"
+    props.update(
+        platform=platform,
+        constellation="sentinel-2",
+        instruments=["msi"],
+        gsd=10,
+        **{"eo:cloud_cover": round(rng.uniform(0, 100), 2), "s2:mgrs_tile": tile},
+    )
+    assets = {
+        b: {
+            "href": f"https://data.example.org/s2/{tile}/{day}/{item_id}/{b}.tif",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+            "title": b,
+        }
+        for b in ("B02", "B03", "B04", "B08")
+    }
+    return item_id, assets
+
+
+def _landsat(i: int, day: str, rng: random.Random, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    platform = rng.choice(("landsat-8", "landsat-9"))
+    path, row = rng.randrange(1, 234), rng.randrange(1, 249)
+    item_id = f"LC0{platform[-1]}_L2SP_{path:03d}{row:03d}_{day}_{i:07d}"
+    props.update(
+        platform=platform,
+        constellation="landsat",
+        instruments=["oli", "tirs"],
+        gsd=30,
+        **{"eo:cloud_cover": round(rng.uniform(0, 100), 2), "landsat:wrs_path": f"{path:03d}"},
+    )
+    assets = {
+        b: {
+            "href": f"https://data.example.org/landsat/{path:03d}/{row:03d}/{item_id}/{b}.TIF",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+        }
+        for b in ("red", "nir08", "swir16")
+    }
+    return item_id, assets
+
+
+def _sentinel1(i: int, day: str, rng: random.Random, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    platform = rng.choice(("sentinel-1a", "sentinel-1b"))
+    item_id = f"S1{platform[-1].upper()}_IW_GRDH_{day}_{i:07d}"
+    props.update(
+        platform=platform,
+        constellation="sentinel-1",
+        instruments=["c-sar"],
+        **{"sar:instrument_mode": "IW", "sar:polarizations": ["VV", "VH"]},
+    )
+    assets = {
+        p: {
+            "href": f"https://data.example.org/s1/{day}/{item_id}/{p}.tif",
+            "type": "image/tiff; application=geotiff",
+            "roles": ["data"],
+        }
+        for p in ("vv", "vh")
+    }
+    return item_id, assets
+
+
 def _item(i: int, rng: random.Random) -> dict[str, Any]:
     r = rng.random()
     collection = "sentinel-2-l2a" if r < 0.6 else "landsat-c2-l2" if r < 0.9 else "sentinel-1-grd"
@@ -89,63 +156,8 @@ def _item(i: int, rng: random.Random) -> dict[str, Any]:
     when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
     day = time.strftime("%Y%m%d", time.gmtime(t))
     props: dict[str, Any] = {"datetime": when, "created": when}
-    if collection == "sentinel-2-l2a":
-        band, square = rng.choice("CDEFGHJKLMNPQRSTUVWX"), rng.choice("ABCDEFGH") + rng.choice("ABCDEFGH")
-        tile = f"{rng.randrange(1, 61):02d}{band}{square}"
-        platform = rng.choice(("sentinel-2a", "sentinel-2b"))
-        item_id = f"S2{platform[-1].upper()}_MSIL2A_{day}_T{tile}_{i:07d}"
-        props.update(
-            platform=platform,
-            constellation="sentinel-2",
-            instruments=["msi"],
-            gsd=10,
-            **{"eo:cloud_cover": round(rng.uniform(0, 100), 2), "s2:mgrs_tile": tile},
-        )
-        assets = {
-            b: {
-                "href": f"https://data.example.org/s2/{tile}/{day}/{item_id}/{b}.tif",
-                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                "roles": ["data"],
-                "title": b,
-            }
-            for b in ("B02", "B03", "B04", "B08")
-        }
-    elif collection == "landsat-c2-l2":
-        platform = rng.choice(("landsat-8", "landsat-9"))
-        path, row = rng.randrange(1, 234), rng.randrange(1, 249)
-        item_id = f"LC0{platform[-1]}_L2SP_{path:03d}{row:03d}_{day}_{i:07d}"
-        props.update(
-            platform=platform,
-            constellation="landsat",
-            instruments=["oli", "tirs"],
-            gsd=30,
-            **{"eo:cloud_cover": round(rng.uniform(0, 100), 2), "landsat:wrs_path": f"{path:03d}"},
-        )
-        assets = {
-            b: {
-                "href": f"https://data.example.org/landsat/{path:03d}/{row:03d}/{item_id}/{b}.TIF",
-                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                "roles": ["data"],
-            }
-            for b in ("red", "nir08", "swir16")
-        }
-    else:
-        platform = rng.choice(("sentinel-1a", "sentinel-1b"))
-        item_id = f"S1{platform[-1].upper()}_IW_GRDH_{day}_{i:07d}"
-        props.update(
-            platform=platform,
-            constellation="sentinel-1",
-            instruments=["c-sar"],
-            **{"sar:instrument_mode": "IW", "sar:polarizations": ["VV", "VH"]},
-        )
-        assets = {
-            p: {
-                "href": f"https://data.example.org/s1/{day}/{item_id}/{p}.tif",
-                "type": "image/tiff; application=geotiff",
-                "roles": ["data"],
-            }
-            for p in ("vv", "vh")
-        }
+    make = {"sentinel-2-l2a": _sentinel2, "landsat-c2-l2": _landsat, "sentinel-1-grd": _sentinel1}
+    item_id, assets = make[collection](i, day, rng, props)
     assets["thumbnail"] = {"href": f"https://data.example.org/thumbs/{item_id}.png", "type": "image/png"}
     return {
         "type": "Feature",
