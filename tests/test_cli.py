@@ -407,7 +407,7 @@ def test_verify_without_statistics_is_an_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("subcommand", [None, "info", "ingest", "query", "verify"])
+@pytest.mark.parametrize("subcommand", [None, "info", "ingest", "query", "verify", "serve"])
 def test_help(subcommand: str | None) -> None:
     args = [subcommand, "--help"] if subcommand else ["--help"]
     stdout = ok(run(*[a for a in args if a]))

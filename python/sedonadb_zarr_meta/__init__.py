@@ -30,6 +30,7 @@ __all__ = [
     "Snapshot",
     "ZarrMetaError",
     "ZarrMetaSpec",
+    "create_app",
     "ingest_stac_search",
     "list_versions",
     "open_meta",
@@ -95,4 +96,9 @@ def __getattr__(name: str) -> Any:
         from sedonadb_zarr_meta._spec import ZarrMetaSpec
 
         return ZarrMetaSpec
+    # create_app needs the serve extra (stac-fastapi, cql2); imported only when asked for.
+    if name == "create_app":
+        from sedonadb_zarr_meta._serve import create_app
+
+        return create_app
     raise AttributeError(f"module 'sedonadb_zarr_meta' has no attribute {name!r}")

@@ -12,13 +12,13 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from sedonadb_zarr_meta._cli import info, ingest, query, verify
+from sedonadb_zarr_meta._cli import info, ingest, query, serve, verify
 from sedonadb_zarr_meta._cli.args import PROG, Parser, UsageError, epilog, join_bbox_argument, report
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_args", "run"]
 
 #: The subcommands, in the order ``--help`` lists them: each module has ``add_parser`` and ``run``.
-COMMANDS = {module.NAME: module for module in (info, ingest, query, verify)}
+COMMANDS = {module.NAME: module for module in (info, ingest, query, verify, serve)}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
