@@ -125,48 +125,52 @@ def remote(py: str, d1: str, d2: str, parquet: Path, rep: list[str], local_d1: f
                 f"{z1_io['requests']:.0f}"
             )
         print(f"  ratio ours over S3 / ours on local disk (SedonaDB SQL): {median(s1) / local_d1:5.2f}x")
-        sql_sel = f"SELECT * FROM sd_read_zarr_meta('{{store}}') {where}"
-        sel, sel_io = counted("sedonadb-sql", "s3://bench/d2.zarr", *rep, "--sql", sql_sel, runs=runs)
-        full, full_io = counted("sedonadb-sql", "s3://bench/d2.zarr", "--repeat", "1", runs=2)
-        print(f"  D2 selective query                     median {median(sel):7.3f} s  rows {sel['rows']:,}")
-        print(f"  D2 full scan                           median {median(full):7.3f} s  rows {full['rows']:,}")
-        print(f"  ratio D2 full scan / selective: {median(full) / median(sel):6.1f}x")
-        sql_gp = f"SELECT * FROM d2_geoparquet {where}"
-        gsel, gsel_io = counted("geoparquet-sql", "s3://bench/d2.parquet", *rep, "--sql", sql_gp, runs=runs)
-        gfull, gfull_io = counted("geoparquet-sql", "s3://bench/d2.parquet", "--repeat", "1", runs=2)
-        if (gsel["rows"], gfull["rows"]) != (sel["rows"], full["rows"]):
-            raise SystemExit(
-                f"GeoParquet over S3 returned {gsel['rows']}/{gfull['rows']} rows, ours "
-                f"{sel['rows']}/{full['rows']}"
-            )
-        print(f"  D2 selective, GeoParquet (SedonaDB)    median {median(gsel):7.3f} s  rows {gsel['rows']:,}")
-        print(
-            f"  D2 full scan, GeoParquet (SedonaDB)    median {median(gfull):7.3f} s  rows {gfull['rows']:,}"
-        )
-        print(
-            f"  ratio GeoParquet / ours over S3: selective {median(gsel) / median(sel):5.1f}x "
-            f"({gsel_io['requests']:.0f} vs {sel_io['requests']:.0f} requests), full scan "
-            f"{median(gfull) / median(full):5.1f}x ({gfull_io['bytes'] / 1e6:.0f} vs "
-            f"{full_io['bytes'] / 1e6:.0f} MB)"
-        )
-        print(
-            f"  per query: selective {sel_io['requests']:.0f} requests, {sel_io['bytes'] / 1e6:.2f} MB; "
-            f"full scan {full_io['requests']:.0f} requests, {full_io['bytes'] / 1e6:.1f} MB; "
-            f"selective fetches {100 * sel_io['bytes'] / full_io['bytes']:.2f}% of the full scan's bytes"
-        )
-        agg, agg_io = counted(
-            "stream-sql",
-            "s3://bench/d2.zarr",
-            "--repeat",
-            "1",
-            "--sql",
-            "SELECT collection, count(*) AS n FROM sd_read_zarr_meta('{store}') GROUP BY 1",
-            runs=2,
-        )
-        print(
-            f"  D2 streaming GROUP BY over S3: peak RSS {agg['peak_rss_mb']:.0f} MB "
-            f"(process after imports: {agg['rss_after_imports_mb']:.0f} MB), {median(agg):.2f} s, "
-            f"{agg_io['bytes'] / 1e6:.0f} MB fetched"
-        )
+        d2_remote(counted, rep, runs, where)
     finally:
         server.stop()
+
+
+def d2_remote(counted, rep: list[str], runs: int, where: str) -> None:
+    """D2 over S3: a selective query and a full scan, ours and GeoParquet read by SedonaDB,
+    then a streaming GROUP BY's memory."""
+    sql_sel = f"SELECT * FROM sd_read_zarr_meta('{{store}}') {where}"
+    sel, sel_io = counted("sedonadb-sql", "s3://bench/d2.zarr", *rep, "--sql", sql_sel, runs=runs)
+    full, full_io = counted("sedonadb-sql", "s3://bench/d2.zarr", "--repeat", "1", runs=2)
+    print(f"  D2 selective query                     median {median(sel):7.3f} s  rows {sel['rows']:,}")
+    print(f"  D2 full scan                           median {median(full):7.3f} s  rows {full['rows']:,}")
+    print(f"  ratio D2 full scan / selective: {median(full) / median(sel):6.1f}x")
+    sql_gp = f"SELECT * FROM d2_geoparquet {where}"
+    gsel, gsel_io = counted("geoparquet-sql", "s3://bench/d2.parquet", *rep, "--sql", sql_gp, runs=runs)
+    gfull, gfull_io = counted("geoparquet-sql", "s3://bench/d2.parquet", "--repeat", "1", runs=2)
+    if (gsel["rows"], gfull["rows"]) != (sel["rows"], full["rows"]):
+        raise SystemExit(
+            f"GeoParquet over S3 returned {gsel['rows']}/{gfull['rows']} rows, ours "
+            f"{sel['rows']}/{full['rows']}"
+        )
+    print(f"  D2 selective, GeoParquet (SedonaDB)    median {median(gsel):7.3f} s  rows {gsel['rows']:,}")
+    print(f"  D2 full scan, GeoParquet (SedonaDB)    median {median(gfull):7.3f} s  rows {gfull['rows']:,}")
+    print(
+        f"  ratio GeoParquet / ours over S3: selective {median(gsel) / median(sel):5.1f}x "
+        f"({gsel_io['requests']:.0f} vs {sel_io['requests']:.0f} requests), full scan "
+        f"{median(gfull) / median(full):5.1f}x ({gfull_io['bytes'] / 1e6:.0f} vs "
+        f"{full_io['bytes'] / 1e6:.0f} MB)"
+    )
+    print(
+        f"  per query: selective {sel_io['requests']:.0f} requests, {sel_io['bytes'] / 1e6:.2f} MB; "
+        f"full scan {full_io['requests']:.0f} requests, {full_io['bytes'] / 1e6:.1f} MB; "
+        f"selective fetches {100 * sel_io['bytes'] / full_io['bytes']:.2f}% of the full scan's bytes"
+    )
+    agg, agg_io = counted(
+        "stream-sql",
+        "s3://bench/d2.zarr",
+        "--repeat",
+        "1",
+        "--sql",
+        "SELECT collection, count(*) AS n FROM sd_read_zarr_meta('{store}') GROUP BY 1",
+        runs=2,
+    )
+    print(
+        f"  D2 streaming GROUP BY over S3: peak RSS {agg['peak_rss_mb']:.0f} MB "
+        f"(process after imports: {agg['rss_after_imports_mb']:.0f} MB), {median(agg):.2f} s, "
+        f"{agg_io['bytes'] / 1e6:.0f} MB fetched"
+    )
