@@ -287,14 +287,24 @@ class _Columns:
         columns["geometry"] = pa.array(footprints, pa.binary())
         return columns
 
-    def table(self) -> pa.Table:
+    def table(self, keep_text: bool = False) -> pa.Table:
+        """The items as Arrow; ``keep_text``: columns parsed from RFC 3339 text keep that text in a
+        side column (``stream.TEXT_PREFIX`` + name), for a writer that may need it back."""
         fields = self.fields
+        texts: dict[str, pa.Array] = {}
+
+        def typed(name: str, values: list[Any], time_hint: bool) -> pa.Array:
+            column = _typed(name, values, time_hint)
+            if keep_text and pa.types.is_timestamp(column.type) and any(isinstance(v, str) for v in values):
+                texts[name] = pa.array(values, pa.string())
+            return column
+
         for column in fields.values():
             column.extend([None] * (len(self.ids) - len(column)))
         columns: dict[str, pa.Array] = {"id": pa.array(self.ids, pa.string())}
         for name in ["collection", "stac_version", *_TIME_COLUMNS]:
             if name in fields:
-                columns[name] = _typed(name, fields.pop(name), name in _TIME_COLUMNS)
+                columns[name] = typed(name, fields.pop(name), name in _TIME_COLUMNS)
         columns.update(self.geometry_columns())
         assets = sorted(n for n in fields if n.startswith("asset:"))
         assets += ["assets"] if "assets" in fields else []
@@ -303,12 +313,17 @@ class _Columns:
             if name in ("stac_extensions", "assets"):
                 columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
             else:
-                columns[name] = _typed(name, values, name in ("created", "updated", "published", "expires"))
+                columns[name] = typed(name, values, name in ("created", "updated", "published", "expires"))
+        if texts:
+            from sedonadb_zarr_meta._write.stream import TEXT_PREFIX
+
+            columns.update({TEXT_PREFIX + name: text for name, text in texts.items()})
         return pa.table(columns)
 
 
-def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.Table:
-    """A pyarrow Table of STAC items (see the module documentation for the columns)."""
+def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None, keep_text: bool = False) -> pa.Table:
+    """A pyarrow Table of STAC items (see the module documentation for the columns; ``keep_text``:
+    see ``_Columns.table``)."""
     columns = _Columns()
     for item in items:
         columns.add(item)
@@ -318,7 +333,7 @@ def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.
         progress.update(len(columns.ids) % 10_000)
     if not columns.ids:
         raise StacError("no STAC items in the input")
-    return columns.table()
+    return columns.table(keep_text)
 
 
 # --------------------------------------------------------------------- stac-geoparquet
