@@ -43,6 +43,7 @@ from sedonadb_zarr_meta._write.stats import stats_document
 
 __all__ = ["TEXT_PREFIX", "StreamWriter", "Unsupported"]
 
+_NAT = np.iinfo(np.int64).min
 #: Side columns of a batch holding the original strings of a column parsed as timestamps.
 TEXT_PREFIX = "\0text:"
 
@@ -59,11 +60,11 @@ def _sync(coro: Any) -> Any:
 
 
 def _fill(dtype: Any) -> Any:
+    """The value padding a chunk's rows past the last one (the arrays' fill value)."""
     if dtype is str or dtype is bytes:
         return None
-    return np.datetime64("NaT") if np.dtype(dtype).kind == "M" else (
-        np.timedelta64("NaT") if np.dtype(dtype).kind == "m" else 0
-    )
+    dtype = np.dtype(dtype)
+    return np.array([_NAT], dtype=np.int64).view(dtype)[0] if dtype.kind in "Mm" else 0
 
 
 class _Sink:
@@ -142,6 +143,10 @@ class StreamWriter:
         await asyncio.gather(*(self.store.set(k, self.proto.buffer.from_bytes(v)) for k, v in items))
 
     # ------------------------------------------------------------------ opening
+
+    def discard(self) -> None:
+        """Remove a group this writer started (after a failure)."""
+        _sync(self.store.delete_dir(self.group))
 
     def start_new(self) -> None:
         """Replace the group by an empty one."""
@@ -328,7 +333,8 @@ class StreamWriter:
         if (piece.kind == "geometry") != (sink.kind == "geometry"):
             raise self._refuse(sink, piece)
         if self._only_missing(sink):
-            self._retype(sink, piece.kind, piece.dtype, piece.attrs, lambda p: missing(piece.kind, piece.dtype, piece.attrs, len(p)))
+            kind, dtype, attrs = piece.kind, piece.dtype, piece.attrs
+            self._retype(sink, kind, dtype, attrs, lambda p: missing(kind, dtype, attrs, len(p)), blank=True)
             return piece
         fixed = sink.dtype not in (str, bytes) and piece.dtype not in (str, bytes)
         if fixed and sink.kind == "number" and piece.kind == "number":
@@ -378,9 +384,13 @@ class StreamWriter:
                 return True
         return False
 
-    def _retype(self, sink: _Sink, kind: str, dtype: Any, attrs: dict[str, Any], change: Any) -> None:
+    def _retype(
+        self, sink: _Sink, kind: str, dtype: Any, attrs: dict[str, Any], change: Any, blank: bool = False
+    ) -> None:
         """Give ``sink`` a new type: its written chunks and its chunk in the making go through
-        ``change`` (a :class:`Piece` to a piece of the new type), statistics recomputed."""
+        ``change`` (a :class:`Piece` to a piece of the new type), statistics recomputed.
+        ``blank``: the column held only missing values, which become missing values of the new
+        type."""
         old_dtype, old_kind = sink.dtype, sink.kind
         pointer = sink.attrs.get(_lib.VALIDITY_ATTRIBUTE)
         sink.kind, sink.dtype = kind, dtype
@@ -418,7 +428,10 @@ class StreamWriter:
         encoder, valid = sink.encoder, sink.valid
         sink.encoder, sink.valid, sink.current = None, [], None
         if encoder is not None and encoder.rows:
-            if encoder.vlen:
+            if blank:
+                sink.add(missing(kind, dtype, sink.attrs, encoder.rows), self.chunk)
+                return
+            if encoder.vlen:  # text and WKB never change type but from all missing
                 raise ValueError(f"{self.where}: column {sink.name!r}: text cannot change type")
             values = np.concatenate(encoder.pieces)
             sink.add(change(Piece(old_kind, old_dtype, values, np.concatenate(valid), {})), self.chunk)

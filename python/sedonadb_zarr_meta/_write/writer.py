@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from sedonadb_zarr_meta import _icechunk, _lib, _stac
 from sedonadb_zarr_meta._options import validate_options
 from sedonadb_zarr_meta._write import sources, targets
 from sedonadb_zarr_meta._write.append import append
 from sedonadb_zarr_meta._write.columns import Column, prepare
-from sedonadb_zarr_meta._write.inputs import as_table, progress_bar
+from sedonadb_zarr_meta._write.inputs import as_table, progress_bar, streamable
 from sedonadb_zarr_meta._write.stats import DEFAULT_CHUNK_SIZE, block_stats, sort_order, stats_document
 from sedonadb_zarr_meta._write.stream import StreamWriter, Unsupported
 
@@ -96,6 +97,17 @@ def _sorted(columns: list[Column]) -> None:
             c.valid = c.valid[order]
 
 
+def _known_rows(data: Any) -> int | None:
+    """The rows ``data`` holds where that is known without reading it (for the progress bar)."""
+    if isinstance(data, (list, tuple)):
+        return len(data)
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return data.num_rows
+    if isinstance(data, dict) and isinstance(data.get("features"), list):
+        return len(data["features"])
+    return None
+
+
 def _streamed(
     data: Any,
     store: Any,
@@ -115,13 +127,25 @@ def _streamed(
         exists = mode == "a" and w.start_append()
     except Unsupported:
         return None
-    if not exists:
-        w.start_new()
     stac = isinstance(data, (str, Path)) and _stac.is_stac_path(Path(data)) or _stac.looks_like_items(data)
-    with progress_bar("writing", None, "rows", progress) as bar:
-        for batch in sources.batches(data):
-            w.write(batch)
-            bar.update(batch.num_rows)
+    # A new group is made once the first batch has been read, and removed if the write fails:
+    # bad input leaves no group behind (an append's rows show only once its metadata is written).
+    started = exists
+    try:
+        label = "reading STAC items and writing" if stac else "writing"
+        with progress_bar(label, _known_rows(data), "rows", progress) as bar:
+            for batch in sources.batches(data):
+                if not started:
+                    w.start_new()
+                    started = True
+                w.write(batch)
+                bar.update(batch.num_rows)
+    except BaseException:
+        if started and not exists and not icechunk and group:
+            w.discard()
+        raise
+    if not started:
+        w.start_new()
     if w.rows == w.old_rows:
         if stac:
             raise _stac.StacError("no STAC items in the input")
@@ -148,7 +172,7 @@ def _write(
     through the streaming writer (which writes its consolidated metadata itself)."""
     import zarr
 
-    if zarr_format == 3 and not sort and type(data).__name__ != "GeoDataFrame":
+    if zarr_format == 3 and not sort and streamable(data):
         rows = _streamed(data, store, path, group, chunk_size, crs, mode, geometry_columns, progress, icechunk)
         if rows is not None:
             return rows, True
