@@ -83,6 +83,21 @@ def group_document(attributes: dict[str, Any], consolidated: dict[str, Any] | No
     return doc
 
 
+_PARAMS: Any = None
+
+
+def _params() -> Any:
+    """zstd at :data:`_ZSTD_LEVEL` with a 128 kB window: every column keeps a stream open, and
+    the default window (2 MB, ~3 MB of state) would make a wide group's open chunks cost
+    hundreds of MB; items repeat their structure well within 128 kB."""
+    global _PARAMS
+    if _PARAMS is None:
+        import zstandard
+
+        _PARAMS = zstandard.ZstdCompressionParameters.from_level(_ZSTD_LEVEL, window_log=17)
+    return _PARAMS
+
+
 def chunk_key(path: str, index: int) -> str:
     return f"{path}/c/{index}" if path else f"c/{index}"
 
@@ -146,7 +161,7 @@ class ChunkEncoder:
         import zstandard
 
         self.dtype, self.chunk, self.rows = dtype, chunk, 0
-        self._z = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compressobj()
+        self._z = zstandard.ZstdCompressor(compression_params=_params()).compressobj()
         self._out: list[bytes] = []
         #: Fixed-size rows are kept as they are until the chunk is finished (a chunk of them is
         #: small), so a column whose type widens can still be cast.

@@ -3,7 +3,7 @@ line, a ``.json`` FeatureCollection through a streaming parser), STAC items from
 (a STAC API search's pages), (stac-)GeoParquet files by row group, and Arrow tables or streams.
 
 Large STAC files are parsed in a second process while this one writes, so both cores work; at
-most two batches wait between them. A batch is :data:`BATCH_ITEMS` items: its JSON is parsed,
+most one batch per parsing process waits for the writer. A batch is :data:`BATCH_ITEMS` items: its JSON is parsed,
 turned into Arrow and dropped before the next is read.
 """
 
@@ -21,8 +21,10 @@ from sedonadb_zarr_meta import _stac
 
 __all__ = ["BATCH_ITEMS", "BATCH_ROWS", "batches"]
 
-#: STAC items per batch (Sentinel-2 items of ~17 kB: ~35 MB of JSON).
-BATCH_ITEMS = 2_000
+#: STAC items per batch (Sentinel-2 items of ~17 kB: ~8.5 MB of JSON).
+BATCH_ITEMS = 500
+#: Processes parsing an ndjson file (each takes every other batch).
+_PARSERS = 2
 #: Rows per batch of Arrow and GeoParquet inputs.
 BATCH_ROWS = 65_536
 #: STAC files from this size on are parsed in a second process.
@@ -45,10 +47,16 @@ def _item_batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[pa.Tab
         yield _stac.items_to_table(batch, keep_text=True)
 
 
-def _ndjson_items(path: Path) -> Iterator[dict[str, Any]]:
+def _ndjson_items(path: Path, size: int = 0, part: int = 0, parts: int = 1) -> Iterator[dict[str, Any]]:
+    """The items of an ndjson file; with ``parts`` > 1 only those of every ``parts``-th batch
+    of ``size`` items from the ``part``-th (the other lines are read but not parsed)."""
     with path.open("rb") as f:
+        item = 0
         for number, line in enumerate(f, 1):
             if not line.strip():
+                continue
+            item += 1
+            if parts > 1 and ((item - 1) // size) % parts != part:
                 continue
             try:
                 value = _loads(line)
@@ -76,18 +84,23 @@ def _json_items(path: Path) -> Iterator[dict[str, Any]]:
         yield from _stac.iter_items(path)
 
 
-def stac_file_batches(path: Path, size: int = BATCH_ITEMS) -> Iterator[pa.Table]:
-    """A STAC file's items, ``size`` at a time, as Arrow."""
+def _is_ndjson(path: Path) -> bool:
+    return path.suffix.lower() in (".ndjson", ".jsonl", ".geojsonl")
+
+
+def stac_file_batches(path: Path, size: int = BATCH_ITEMS, part: int = 0, parts: int = 1) -> Iterator[pa.Table]:
+    """A STAC file's items, ``size`` at a time, as Arrow (of an ndjson file split between
+    ``parts`` processes, the batches of the ``part``-th)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    ndjson = path.suffix.lower() in (".ndjson", ".jsonl", ".geojsonl")
-    yield from _item_batches(_ndjson_items(path) if ndjson else _json_items(path), size)
+    items = _ndjson_items(path, size, part, parts) if _is_ndjson(path) else _json_items(path)
+    yield from _item_batches(items, size)
 
 
-def _produce(path: str, size: int, queue: Any) -> None:
-    """The second process: a STAC file's batches into ``queue``, with their warnings."""
+def _produce(path: str, size: int, part: int, parts: int, queue: Any) -> None:
+    """A parsing process: its batches of a STAC file into ``queue``, with their warnings."""
     try:
-        source = stac_file_batches(Path(path), size)
+        source = stac_file_batches(Path(path), size, part, parts)
         while True:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -101,33 +114,47 @@ def _produce(path: str, size: int, queue: Any) -> None:
 
 
 def _parallel(path: Path, size: int) -> Iterator[pa.Table]:
+    """Batches parsed by other processes (two for ndjson, taking turns; one for a
+    FeatureCollection, whose parser cannot be split), in the file's order."""
     import multiprocessing as mp
     import queue as queues
 
+    parts = _PARSERS if _is_ndjson(path) else 1
     ctx = mp.get_context("spawn")
-    q = ctx.Queue(maxsize=2)
-    process = ctx.Process(target=_produce, args=(str(path), size, q), daemon=True)
-    process.start()
+    qs = [ctx.Queue(maxsize=1) for _ in range(parts)]
+    processes = [
+        ctx.Process(target=_produce, args=(str(path), size, k, parts, qs[k]), daemon=True) for k in range(parts)
+    ]
+    for process in processes:
+        process.start()
     try:
-        while True:
+        turn, done = 0, 0
+        while done < parts:
+            k = turn % parts
             try:
-                kind, value, messages = q.get(timeout=5)
+                kind, value, messages = qs[k].get(timeout=5)
             except queues.Empty:
-                if not process.is_alive():
-                    raise RuntimeError(f"{path}: the process reading it stopped (exit code {process.exitcode})") from None
+                if not processes[k].is_alive():
+                    code = processes[k].exitcode
+                    raise RuntimeError(f"{path}: the process reading it stopped (exit code {code})") from None
                 continue
             for message in messages:
                 warnings.warn(message, stacklevel=4)
-            if kind == "end":
-                break
             if kind == "error":
                 raise value
-            yield value
-        process.join()
-    finally:
-        if process.is_alive():
-            process.terminate()
+            if kind == "end":
+                # The others end at their next turn: their batches come after this one's.
+                done += 1
+            else:
+                yield value
+            turn += 1
+        for process in processes:
             process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
 
 
 def batches(data: Any, size: int = BATCH_ITEMS) -> Iterator[pa.Table]:
