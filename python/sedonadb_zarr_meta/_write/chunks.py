@@ -184,6 +184,13 @@ class ChunkEncoder:
             self.pieces.append(np.asarray(values, dtype=self.dtype))
         self.rows += n
 
+    def add_raw(self, encoded: bytes, rows: int) -> None:
+        """Append ``rows`` vlen elements already in the layout (see :func:`vlen_prefix`)."""
+        if self.rows + rows > self.chunk:
+            raise ValueError(f"{self.rows + rows} rows do not fit a chunk of {self.chunk}")
+        self._out.append(self._z.compress(encoded))
+        self.rows += rows
+
     def finish(self, fill: Any) -> bytes:
         """The encoded chunk, its rows after the last given one set to ``fill``."""
         pad = self.chunk - self.rows
@@ -209,19 +216,28 @@ def decode_chunk(raw: bytes, doc: dict[str, Any], dtype: Any) -> Any:
     chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
     if dtype not in (str, bytes):
         return np.frombuffer(raw, dtype=dtype, count=chunk).copy()
-    buf = memoryview(raw)
-    (count,) = struct.unpack_from("<I", buf, 0)
-    pos, offsets, parts = 4, [0], []
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", buf, pos)
-        parts.append(buf[pos + 4 : pos + 4 + n])
-        offsets.append(offsets[-1] + n)
-        pos += 4 + n
-    data = b"".join(parts)
-    arrow_type = pa.string() if dtype is str else pa.binary()
-    return pa.Array.from_buffers(
-        arrow_type, count, [None, pa.py_buffer(np.asarray(offsets, dtype=np.int32)), pa.py_buffer(data)]
-    )
+    from numcodecs.vlen import VLenBytes
+
+    values = VLenBytes().decode(raw)  # the vlen-utf8 and vlen-bytes layouts are the same
+    arrow = pa.array(values.tolist(), pa.binary())
+    return arrow.cast(pa.string()) if dtype is str else arrow
+
+
+def vlen_prefix(raw: bytes, doc: dict[str, Any], rows: int) -> bytes | None:
+    """The first ``rows`` elements of a stored vlen chunk in the layout, without decoding them:
+    the chunk's bytes after its count, less its padding; ``None`` unless the rows after
+    ``rows`` are empty (as every writer pads them)."""
+    import zstandard
+
+    if len(doc["codecs"]) == 2:
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
+    pad = 4 * (chunk - rows)
+    if len(raw) < 4 + pad or struct.unpack_from("<I", raw, 0)[0] != chunk:
+        return None
+    if pad and raw[len(raw) - pad :].count(0) != pad:
+        return None
+    return raw[4 : len(raw) - pad]
 
 
 def dumps(doc: dict[str, Any]) -> bytes:

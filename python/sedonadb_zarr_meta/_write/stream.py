@@ -188,6 +188,19 @@ class StreamWriter:
             if sound
             else None
         )
+        #: The recorded statistics of the partial last block, per column (they hold for its rows).
+        self.partial_stats: dict[str, Any] = {}
+        if sound and self.rows % self.chunk:
+            for k, e in old["columns"].items():
+                try:
+                    if "bbox" in e:
+                        b = e["bbox"][self.first_block]
+                        self.partial_stats[k] = None if b is None else tuple(b)
+                    else:
+                        lo, hi = e["min"][self.first_block], e["max"][self.first_block]
+                        self.partial_stats[k] = None if lo is None else (lo, hi)
+                except (IndexError, KeyError, TypeError):
+                    continue
         for name, doc in docs.items():
             attrs = dict(doc.get("attributes") or {})
             dtype = dtypes[name]
@@ -238,6 +251,23 @@ class StreamWriter:
         )
         for s, raw, pointer, vraw in zip(sinks, raws, pointers, vraws):
             doc = docs[s.name]
+            valid = None
+            if pointer:
+                if vraw is None:
+                    valid = np.full(part, bool(vdocs.get(pointer, {}).get("fill_value", True)))
+                else:
+                    valid = ch.decode_chunk(vraw, vdocs[pointer], np.dtype(bool))[:part]
+            prefix = None
+            if raw is not None and s.dtype in (str, bytes) and (s.name in self.partial_stats or s.kind == "other"):
+                prefix = ch.vlen_prefix(raw, doc, part)
+            if prefix is not None:
+                # The stored rows' bytes go back into the stream as they are, and their
+                # recorded statistics stand for them: nothing decoded.
+                s.encoder = ch.ChunkEncoder(s.dtype, self.chunk)
+                s.encoder.add_raw(prefix, part)
+                s.valid.append(np.ones(part, dtype=bool) if valid is None else valid)
+                s.current = self.partial_stats.get(s.name)
+                continue
             if raw is None:
                 values: Any = missing(s.kind, s.dtype, s.attrs, part).values
                 if s.dtype not in (str, bytes):
@@ -245,12 +275,6 @@ class StreamWriter:
                     values = values.view(s.dtype) if s.kind == "time" else values
             else:
                 values = ch.decode_chunk(raw, doc, s.dtype)[:part]
-            valid = None
-            if pointer:
-                if vraw is None:
-                    valid = np.full(part, bool(vdocs.get(pointer, {}).get("fill_value", True)))
-                else:
-                    valid = ch.decode_chunk(vraw, vdocs[pointer], np.dtype(bool))[:part]
             s.add(Piece(s.kind, s.dtype, values, valid, s.attrs), self.chunk)
 
     # ------------------------------------------------------------------ rows
