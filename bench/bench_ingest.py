@@ -130,7 +130,17 @@ def ingest_section(py: str, data: Path, n: int, rounds: int) -> dict[str, Any]:
     src = write_ndjson(data / f"s2-{n}.ndjson", n)
     print(f"  input {src.name}: {src.stat().st_size / 1e9:.2f} GB")
     out = Path(tempfile.mkdtemp(dir=data))
-    jobs = {"zarr-meta ingest": [py, "-m", "sedonadb_zarr_meta", "ingest", str(src), str(out / "s2.zarr"), "--no-progress"]}
+    jobs = {
+        "zarr-meta ingest": [
+            py,
+            "-m",
+            "sedonadb_zarr_meta",
+            "ingest",
+            str(src),
+            str(out / "s2.zarr"),
+            "--no-progress",
+        ]
+    }
     if RUSTAC.exists():
         jobs["rustac translate"] = [str(RUSTAC), "translate", str(src), str(out / "s2.parquet")]
     else:
@@ -153,8 +163,10 @@ def ingest_section(py: str, data: Path, n: int, rounds: int) -> dict[str, Any]:
         ours, theirs = result["zarr-meta ingest"], result["rustac translate"]
         ratio = ours[0] / theirs[0]
         mark = "met" if ratio >= 1.5 and ours[1] < 1024 else "NOT met"
-        print(f"  items/s ours / rustac: {ratio:.2f}x; peak RSS {ours[1]:,.0f} MB vs {theirs[1]:,.0f} MB "
-              f"(target >= 1.5x and < 1 GB: {mark})")
+        print(
+            f"  items/s ours / rustac: {ratio:.2f}x; peak RSS {ours[1]:,.0f} MB vs {theirs[1]:,.0f} MB "
+            f"(target >= 1.5x and < 1 GB: {mark})"
+        )
     subprocess.run(["rm", "-rf", str(out)], check=False)
     return result
 
@@ -203,7 +215,9 @@ def append_section(py: str, data: Path, rounds: int) -> dict[str, float]:
             subprocess.run(["rm", "-rf", str(path)], check=True)
             write_meta(base[:10_000], path, icechunk=name.startswith("Icechunk"), progress=False)
             columns = len(open_meta(str(path)).column_names)
-            out = subprocess.run([py, "-c", _APPEND, str(new), str(path)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [py, "-c", _APPEND, str(new), str(path)], capture_output=True, text=True, check=True
+            )
             times[name].append(float(out.stdout.split()[-1]))
             rows = open_meta(str(path), arrays=["id"]).num_rows
             if rows != 10_050 or columns != 227:
@@ -212,7 +226,9 @@ def append_section(py: str, data: Path, rounds: int) -> dict[str, float]:
     for name, t in times.items():
         result[name] = statistics.median(t)
         mark = "met" if result[name] <= 0.5 else "NOT met"
-        print(f"  {name:22s} median {result[name]:.3f} s ({min(t):.3f}-{max(t):.3f})  (target <= 0.5 s: {mark})")
+        print(
+            f"  {name:22s} median {result[name]:.3f} s ({min(t):.3f}-{max(t):.3f})  (target <= 0.5 s: {mark})"
+        )
     subprocess.run(["rm", "-rf", str(work)], check=False)
     return result
 

@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import zarr
-
 from sedonadb_zarr_meta import _stac, open_meta, verify_statistics, write_meta
 from sedonadb_zarr_meta._write import columns, sources
 from sedonadb_zarr_meta._write.stats import block_stats
@@ -34,7 +33,10 @@ def _item(i: int, extra: int = 0, pad: int = 400) -> dict:
         "id": f"item-{i:07d}",
         "collection": "sentinel-2-l2a" if i % 3 else "landsat-c2-l2",
         "bbox": [w, s, w + 1, s + 1],
-        "geometry": {"type": "Polygon", "coordinates": [[[w, s], [w + 1, s], [w + 1, s + 1], [w, s + 1], [w, s]]]},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[w, s], [w + 1, s], [w + 1, s + 1], [w, s + 1], [w, s]]],
+        },
         "properties": {
             "datetime": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T10:{i % 60:02d}:00Z",
             "eo:cloud_cover": (i * 37) % 100,
@@ -135,7 +137,7 @@ _CAPPED = textwrap.dedent(
             f.write(json.dumps(_item(i, pad=18_000)) + "\\n")
     from sedonadb_zarr_meta import write_meta
     write_meta(path, sys.argv[2], chunk_size=20_000, progress=False)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """
 )
 
@@ -176,7 +178,9 @@ def test_small_append_plain_store(tmp_path):
     del new[1]["properties"]["eo:cloud_cover"]  # a value missing
     write_meta(new, uri, mode="a", progress=False)
     got = _table(uri)
-    ref = _table(write_meta(_stac.items_to_table(iter(items[:2_000] + new)), tmp_path / "ref.zarr", chunk_size=512))
+    ref = _table(
+        write_meta(_stac.items_to_table(iter(items[:2_000] + new)), tmp_path / "ref.zarr", chunk_size=512)
+    )
     assert got.num_rows == 2_050
     assert got.select(ref.column_names).equals(ref)
     assert got.column("brand:new").null_count == 2_049

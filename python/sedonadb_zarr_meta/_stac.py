@@ -361,7 +361,9 @@ class _Columns:
         return pa.table(columns)
 
 
-def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None, keep_text: bool = False) -> pa.Table:
+def items_to_table(
+    items: Iterable[dict[str, Any]], progress: Any = None, keep_text: bool = False
+) -> pa.Table:
     """A pyarrow Table of STAC items (see the module documentation for the columns; ``keep_text``:
     see ``_Columns.table``)."""
     columns = _Columns()

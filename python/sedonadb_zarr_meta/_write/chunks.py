@@ -128,7 +128,11 @@ def known_layout(doc: dict[str, Any]) -> Any:
         if isinstance(data_type, dict):
             conf = data_type["configuration"]
             kind = {"numpy.datetime64": "M8", "numpy.timedelta64": "m8"}[data_type["name"]]
-            unit = conf["unit"] if int(conf.get("scale_factor", 1)) == 1 else f"{conf['scale_factor']}{conf['unit']}"
+            unit = (
+                conf["unit"]
+                if int(conf.get("scale_factor", 1)) == 1
+                else f"{conf['scale_factor']}{conf['unit']}"
+            )
             return np.dtype(f"{kind}[{unit}]")
         return np.dtype(data_type).newbyteorder("<") if data_type != "bool" else np.dtype(bool)
     except (KeyError, TypeError, ValueError, IndexError):
@@ -145,8 +149,10 @@ def vlen_elements(values: pa.Array) -> bytes:
     _, offsets_buf, data_buf = values.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
     base = int(offsets[0])
-    data = np.frombuffer(data_buf, dtype=np.uint8, count=int(offsets[-1]) - base, offset=base) if data_buf else (
-        np.empty(0, dtype=np.uint8)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8, count=int(offsets[-1]) - base, offset=base)
+        if data_buf
+        else (np.empty(0, dtype=np.uint8))
     )
     starts = (offsets[:-1] - base).astype(np.int64)
     lengths = np.diff(offsets).astype("<u4")

@@ -202,6 +202,11 @@ def stats_entry(kind: str, blocks: Sequence[Any]) -> dict[str, list] | None:
     if kind == "geometry":
         return {"bbox": [None if b is None else list(b) for b in blocks]}
     if kind in ("time", "number", "text"):
-        clean = [None if b is None or any(isinstance(v, float) and math.isnan(v) for v in b) else b for b in blocks]
-        return {"min": [None if b is None else b[0] for b in clean], "max": [None if b is None else b[1] for b in clean]}
+        clean = [
+            None if b is None or any(isinstance(v, float) and math.isnan(v) for v in b) else b for b in blocks
+        ]
+        return {
+            "min": [None if b is None else b[0] for b in clean],
+            "max": [None if b is None else b[1] for b in clean],
+        }
     return None

@@ -2,9 +2,10 @@
 line, a ``.json`` FeatureCollection through a streaming parser), STAC items from any iterable
 (a STAC API search's pages), (stac-)GeoParquet files by row group, and Arrow tables or streams.
 
-Large STAC files are parsed in a second process while this one writes, so both cores work; at
-most one batch per parsing process waits for the writer. A batch is :data:`BATCH_ITEMS` items: its JSON is parsed,
-turned into Arrow and dropped before the next is read.
+Large STAC files are parsed by other processes while this one writes, so both cores work (two
+for ndjson, taking turns; one for a FeatureCollection); at most one batch per parsing process
+waits for the writer. A batch is :data:`BATCH_ITEMS` items: its JSON is parsed, turned into
+Arrow and dropped before the next is read.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def _is_ndjson(path: Path) -> bool:
     return path.suffix.lower() in (".ndjson", ".jsonl", ".geojsonl")
 
 
-def stac_file_batches(path: Path, size: int = BATCH_ITEMS, part: int = 0, parts: int = 1) -> Iterator[pa.Table]:
+def stac_file_batches(
+    path: Path, size: int = BATCH_ITEMS, part: int = 0, parts: int = 1
+) -> Iterator[pa.Table]:
     """A STAC file's items, ``size`` at a time, as Arrow (of an ndjson file split between
     ``parts`` processes, the batches of the ``part``-th)."""
     if not path.exists():
@@ -123,7 +126,8 @@ def _parallel(path: Path, size: int) -> Iterator[pa.Table]:
     ctx = mp.get_context("spawn")
     qs = [ctx.Queue(maxsize=1) for _ in range(parts)]
     processes = [
-        ctx.Process(target=_produce, args=(str(path), size, k, parts, qs[k]), daemon=True) for k in range(parts)
+        ctx.Process(target=_produce, args=(str(path), size, k, parts, qs[k]), daemon=True)
+        for k in range(parts)
     ]
     for process in processes:
         process.start()

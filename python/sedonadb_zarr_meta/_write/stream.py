@@ -182,7 +182,9 @@ class StreamWriter:
         self.old_rows = self.rows = int(next(iter(shapes))) if shapes else 0
         self.first_block = self.rows // self.chunk
         old = self.group_attrs.get(_lib.STATS_ATTRIBUTE)
-        sound = isinstance(old, dict) and old.get("num_rows") == self.rows and old.get("block_rows") == self.chunk
+        sound = (
+            isinstance(old, dict) and old.get("num_rows") == self.rows and old.get("block_rows") == self.chunk
+        )
         self.kept_stats = (
             {k: {f: list(v)[: self.first_block] for f, v in e.items()} for k, e in old["columns"].items()}
             if sound
@@ -234,7 +236,9 @@ class StreamWriter:
                 docs[name] = doc
             elif name != _lib.VALIDITY_GROUP:
                 raise Unsupported("a group with nested groups")
-        vdocs = {f"{_lib.VALIDITY_GROUP}/{n}": json.loads(r) for n, r in zip(vnames, vchildren) if r is not None}
+        vdocs = {
+            f"{_lib.VALIDITY_GROUP}/{n}": json.loads(r) for n, r in zip(vnames, vchildren) if r is not None
+        }
         return gdoc, docs, vdocs
 
     async def _prime(self, docs: dict[str, Any], vdocs: dict[str, Any]) -> None:
@@ -258,7 +262,11 @@ class StreamWriter:
                 else:
                     valid = ch.decode_chunk(vraw, vdocs[pointer], np.dtype(bool))[:part]
             prefix = None
-            if raw is not None and s.dtype in (str, bytes) and (s.name in self.partial_stats or s.kind == "other"):
+            if (
+                raw is not None
+                and s.dtype in (str, bytes)
+                and (s.name in self.partial_stats or s.kind == "other")
+            ):
                 prefix = ch.vlen_prefix(raw, doc, part)
             if prefix is not None:
                 # The stored rows' bytes go back into the stream as they are, and their
@@ -285,7 +293,9 @@ class StreamWriter:
         if not n:
             return
         texts = {
-            f.name[len(TEXT_PREFIX) :]: col for f, col in zip(batch.schema, batch.columns) if f.name.startswith(TEXT_PREFIX)
+            f.name[len(TEXT_PREFIX) :]: col
+            for f, col in zip(batch.schema, batch.columns)
+            if f.name.startswith(TEXT_PREFIX)
         }
         pieces: dict[str, Piece] = {}
         for field, column in zip(batch.schema, batch.columns):
@@ -364,7 +374,13 @@ class StreamWriter:
         if fixed and sink.kind == "number" and piece.kind == "number":
             if sink.dtype.kind in "iu" and piece.dtype.kind == "f":
                 f64 = np.dtype("float64")
-                self._retype(sink, "number", f64, sink.attrs, lambda p: Piece("number", f64, p.values.astype(f64), p.valid, {}))
+                self._retype(
+                    sink,
+                    "number",
+                    f64,
+                    sink.attrs,
+                    lambda p: Piece("number", f64, p.values.astype(f64), p.valid, {}),
+                )
                 return Piece("number", f64, piece.values.astype(f64), piece.valid, piece.attrs)
             if np.can_cast(piece.dtype, sink.dtype, "same_kind"):
                 return Piece("number", sink.dtype, piece.values.astype(sink.dtype), piece.valid, piece.attrs)
@@ -375,7 +391,8 @@ class StreamWriter:
         if not sink.warned:
             sink.warned = True
             warnings.warn(
-                f"STAC field {sink.name!r} mixes {sink.kind} and {piece.kind} values; the column is stored as text",
+                f"STAC field {sink.name!r} mixes {sink.kind} and {piece.kind} values; "
+                "the column is stored as text",
                 stacklevel=3,
             )
         if sink.dtype is not str:
@@ -426,11 +443,18 @@ class StreamWriter:
             raws = await asyncio.gather(*(self._get(ch.chunk_key(sink.path, i)) for i in range(written)))
             vdoc = ch.array_document(np.dtype(bool), 0, self.chunk, {}, fill_value=True)
             vraws = await asyncio.gather(
-                *(self._get(ch.chunk_key(self._key(pointer), i)) if pointer else asyncio.sleep(0) for i in range(written))
+                *(
+                    self._get(ch.chunk_key(self._key(pointer), i)) if pointer else asyncio.sleep(0)
+                    for i in range(written)
+                )
             )
             out, stats = [], []
             for i, (raw, vraw) in enumerate(zip(raws, vraws)):
-                values = ch.decode_chunk(raw, old_doc, old_dtype) if raw is not None else missing(old_kind, old_dtype, {}, self.chunk).values
+                values = (
+                    ch.decode_chunk(raw, old_doc, old_dtype)
+                    if raw is not None
+                    else missing(old_kind, old_dtype, {}, self.chunk).values
+                )
                 valid = ch.decode_chunk(vraw, vdoc, np.dtype(bool)) if vraw is not None else None
                 new = change(Piece(old_kind, old_dtype, values, valid, {}))
                 enc = ch.ChunkEncoder(dtype, self.chunk)
@@ -510,7 +534,9 @@ class StreamWriter:
         for name, sink in self.sinks.items():
             docs[name] = ch.array_document(sink.dtype, self.rows, self.chunk, sink.attrs)
         validity = {
-            sink.attrs[_lib.VALIDITY_ATTRIBUTE]: ch.array_document(np.dtype(bool), self.rows, self.chunk, {}, True)
+            sink.attrs[_lib.VALIDITY_ATTRIBUTE]: ch.array_document(
+                np.dtype(bool), self.rows, self.chunk, {}, True
+            )
             for sink in self.sinks.values()
             if sink.validity
         }

@@ -173,7 +173,9 @@ def _write(
     import zarr
 
     if zarr_format == 3 and not sort and streamable(data):
-        rows = _streamed(data, store, path, group, chunk_size, crs, mode, geometry_columns, progress, icechunk)
+        rows = _streamed(
+            data, store, path, group, chunk_size, crs, mode, geometry_columns, progress, icechunk
+        )
         if rows is not None:
             return rows, True
 
