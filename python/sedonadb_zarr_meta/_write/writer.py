@@ -258,6 +258,11 @@ def write_meta(
     new columns (earlier rows read as missing) or lack some (their rows read
     as missing).
 
+    Zarr v3 writes stream: the input is read in batches (STAC files line by
+    line or with a streaming parser, GeoParquet by row group, iterables of
+    items as they come) and written chunk by chunk, so memory does not grow
+    with the input; ``sort=True`` and GeoDataFrames are written in memory.
+
     Icechunk writes are one commit: a write that fails leaves the branch as it
     was. Plain stores get their consolidated metadata (re)written after every
     write, so readers on object stores open them in one round trip.
