@@ -202,18 +202,24 @@ def append_section(py: str, data: Path, rounds: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(dir=data))
     new = work / "new.json"
     new.write_text(json.dumps(base[10_000:]))
-    targets = {"plain store": work / "plain.zarr"}
+    # The last chunk holds the 10,000 rows (chunks of 100,000: it is rewritten with the new
+    # rows), or is full (chunks of 10,000: the new rows start a chunk).
+    targets = {
+        "plain store": (work / "plain.zarr", False, 100_000),
+        "plain, last chunk full": (work / "plain-full.zarr", False, 10_000),
+    }
     try:
         import icechunk  # noqa: F401
 
-        targets["Icechunk (one commit)"] = work / "repo.icechunk"
+        targets["Icechunk (one commit)"] = (work / "repo.icechunk", True, 100_000)
+        targets["Icechunk, last chunk full"] = (work / "repo-full.icechunk", True, 10_000)
     except ImportError:
         print("  Icechunk skipped: the icechunk package (Python >= 3.12) is not installed")
     times: dict[str, list[float]] = {k: [] for k in targets}
     for _ in range(rounds):
-        for name, path in targets.items():
+        for name, (path, ice, chunk) in targets.items():
             subprocess.run(["rm", "-rf", str(path)], check=True)
-            write_meta(base[:10_000], path, icechunk=name.startswith("Icechunk"), progress=False)
+            write_meta(base[:10_000], path, icechunk=ice, chunk_size=chunk, progress=False)
             columns = len(open_meta(str(path)).column_names)
             out = subprocess.run(
                 [py, "-c", _APPEND, str(new), str(path)], capture_output=True, text=True, check=True

@@ -190,7 +190,7 @@ class ChunkEncoder:
             self.pieces.append(np.asarray(values, dtype=self.dtype))
         self.rows += n
 
-    def add_raw(self, encoded: bytes, rows: int) -> None:
+    def add_raw(self, encoded: bytes | memoryview, rows: int) -> None:
         """Append ``rows`` vlen elements already in the layout (see :func:`vlen_prefix`)."""
         if self.rows + rows > self.chunk:
             raise ValueError(f"{self.rows + rows} rows do not fit a chunk of {self.chunk}")
@@ -229,7 +229,7 @@ def decode_chunk(raw: bytes, doc: dict[str, Any], dtype: Any) -> Any:
     return arrow.cast(pa.string()) if dtype is str else arrow
 
 
-def vlen_prefix(raw: bytes, doc: dict[str, Any], rows: int) -> bytes | None:
+def vlen_prefix(raw: bytes, doc: dict[str, Any], rows: int) -> memoryview | None:
     """The first ``rows`` elements of a stored vlen chunk in the layout, without decoding them:
     the chunk's bytes after its count, less its padding; ``None`` unless the rows after
     ``rows`` are empty (as every writer pads them)."""
@@ -241,9 +241,10 @@ def vlen_prefix(raw: bytes, doc: dict[str, Any], rows: int) -> bytes | None:
     pad = 4 * (chunk - rows)
     if len(raw) < 4 + pad or struct.unpack_from("<I", raw, 0)[0] != chunk:
         return None
-    if pad and raw[len(raw) - pad :].count(0) != pad:
+    view = memoryview(raw)
+    if pad and view[len(raw) - pad :].tobytes().count(0) != pad:
         return None
-    return raw[4 : len(raw) - pad]
+    return view[4 : len(raw) - pad]
 
 
 def dumps(doc: dict[str, Any]) -> bytes:

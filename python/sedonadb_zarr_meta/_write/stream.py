@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -253,7 +255,25 @@ class StreamWriter:
         vraws = await asyncio.gather(
             *(self._get(ch.chunk_key(self._key(p), index)) if p else asyncio.sleep(0) for p in pointers)
         )
-        for s, raw, pointer, vraw in zip(sinks, raws, pointers, vraws):
+
+        def reencode(s: _Sink, raw: bytes | None) -> ch.ChunkEncoder | None:
+            """The stored rows' bytes back into a new zstd stream as they are, nothing decoded
+            (their recorded statistics stand for them); ``None`` where they must be decoded."""
+            if raw is None or s.dtype not in (str, bytes):
+                return None
+            if s.name not in self.partial_stats and s.kind != "other":
+                return None
+            prefix = ch.vlen_prefix(raw, docs[s.name], part)
+            if prefix is None:
+                return None
+            encoder = ch.ChunkEncoder(s.dtype, self.chunk)
+            encoder.add_raw(prefix, part)
+            return encoder
+
+        # zstd works outside the GIL: the columns' streams are rebuilt on every core.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            encoders = list(pool.map(reencode, sinks, raws))
+        for s, raw, pointer, vraw, encoder in zip(sinks, raws, pointers, vraws, encoders):
             doc = docs[s.name]
             valid = None
             if pointer:
@@ -261,18 +281,8 @@ class StreamWriter:
                     valid = np.full(part, bool(vdocs.get(pointer, {}).get("fill_value", True)))
                 else:
                     valid = ch.decode_chunk(vraw, vdocs[pointer], np.dtype(bool))[:part]
-            prefix = None
-            if (
-                raw is not None
-                and s.dtype in (str, bytes)
-                and (s.name in self.partial_stats or s.kind == "other")
-            ):
-                prefix = ch.vlen_prefix(raw, doc, part)
-            if prefix is not None:
-                # The stored rows' bytes go back into the stream as they are, and their
-                # recorded statistics stand for them: nothing decoded.
-                s.encoder = ch.ChunkEncoder(s.dtype, self.chunk)
-                s.encoder.add_raw(prefix, part)
+            if encoder is not None:
+                s.encoder = encoder
                 s.valid.append(np.ones(part, dtype=bool) if valid is None else valid)
                 s.current = self.partial_stats.get(s.name)
                 continue
