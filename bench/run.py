@@ -45,8 +45,12 @@ rounds, and compare medians. Targets (issue 11) are printed next to the ratios.
 
 9. repeated selective searches on a 2M-item catalogue: ours through SedonaDB and
    datafusion-python against the same items as GeoParquet in SedonaDB.
+10. STAC ingest of 100,000 Sentinel-2 L2A items (10,000 with ``--quick``) against rustac
+   ``translate``: items/s and the peak memory of the process tree; and 50 items appended to a
+   catalogue of 227 columns, on a plain store and as one Icechunk commit
+   (``bench/bench_ingest.py``).
 
-Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth|search|remote]``
+Usage: ``python bench/run.py [--quick] [--only icechunk|floor|geoparquet|growth|search|remote|ingest]``
 (``--quick`` shrinks D1/D2 tenfold; ``--only`` runs one section).
 """
 
@@ -62,6 +66,7 @@ from bench_floor import floor_section
 from bench_geoparquet import geoparquet_section
 from bench_growth import growth_section
 from bench_icechunk import icechunk_scan
+from bench_ingest import append_section, ingest_section
 from bench_local import local_sections
 from bench_remote import remote
 from bench_search import search_section
@@ -74,7 +79,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument(
         "--only",
-        choices=["icechunk", "floor", "geoparquet", "growth", "search", "remote"],
+        choices=["icechunk", "floor", "geoparquet", "growth", "search", "remote", "ingest"],
         help="run only this section",
     )
     p.add_argument(
@@ -89,6 +94,10 @@ def main() -> None:
     py, script, rep = sys.executable, HERE / "measure.py", ["--repeat", str(a.repeat)]
     if a.only == "search":
         search_section(py, a.data, scale)
+        return
+    if a.only == "ingest":
+        ingest_section(py, a.data, 100_000 // scale, a.repeat)
+        append_section(py, a.data, a.repeat)
         return
     if a.only in ("geoparquet", "growth"):
         d2 = make_d2(a.data / f"d2-{n2}-c{D2_CHUNK}.zarr", n2)
@@ -117,6 +126,8 @@ def main() -> None:
     geoparquet_section(py, d2, a.data / f"d2-{n2}-c{D2_CHUNK}.parquet", rep)
     growth_section(py, a.data, n2, rep, a.growth_10x)
     search_section(py, a.data, scale)
+    ingest_section(py, a.data, 100_000 // scale, a.repeat)
+    append_section(py, a.data, a.repeat)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,12 @@ _TIMESTAMP = pa.timestamp("us")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$")
 
 
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson_dumps = None
+
+
 class StacError(ValueError):
     """A STAC input that cannot be read as items."""
 
@@ -187,8 +193,42 @@ def _kind(value: Any) -> str:
     return "json"
 
 
+def _json(value: Any) -> str:
+    """JSON text of a list or object (orjson where installed: several times faster)."""
+    if _orjson_dumps is not None and isinstance(value, (dict, list)):
+        try:
+            return _orjson_dumps(value).decode()
+        except TypeError:  # integers beyond 64 bits, keys that are not text
+            pass
+    return json.dumps(value)
+
+
+def _typed_fast(values: list[Any], time_hint: bool) -> pa.Array | None:
+    """The usual columns (one of bool, int64, float64 or text, text as timestamps when every
+    value is an RFC 3339 date-time) typed by Arrow in one call; ``None`` for the others, which
+    :func:`_typed` types value by value (same result)."""
+    try:
+        column = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    t = column.type
+    if pa.types.is_boolean(t) or pa.types.is_int64(t) or pa.types.is_float64(t):
+        return column
+    if not pa.types.is_string(t):
+        return None
+    if not pc.all(pc.match_substring_regex(column, _RFC3339.pattern)).as_py():
+        return None if time_hint else column
+    try:
+        return pc.cast(column, pa.timestamp("us", tz="UTC")).cast(_TIMESTAMP)
+    except (pa.ArrowException, ValueError):
+        return None
+
+
 def _typed(name: str, values: list[Any], time_hint: bool) -> pa.Array:
     """One Arrow column from an item field's values (``None`` = missing)."""
+    fast = _typed_fast(values, time_hint)
+    if fast is not None:
+        return fast
     kinds = {_kind(v) for v in values if v is not None}
     if not kinds:
         return pa.nulls(len(values), _TIMESTAMP if time_hint else pa.string())
@@ -210,13 +250,13 @@ def _typed(name: str, values: list[Any], time_hint: bool) -> pa.Array:
             )
         return pa.array(values, pa.string())
     if kinds == {"json"}:
-        return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+        return pa.array([None if v is None else _json(v) for v in values], pa.string())
     warnings.warn(
         f"STAC field {name!r} mixes {', '.join(sorted(kinds))} values; the column is stored as text",
         stacklevel=4,
     )
     return pa.array(
-        [None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values], pa.string()
+        [None if v is None else v if isinstance(v, str) else _json(v) for v in values], pa.string()
     )
 
 
@@ -287,28 +327,45 @@ class _Columns:
         columns["geometry"] = pa.array(footprints, pa.binary())
         return columns
 
-    def table(self) -> pa.Table:
+    def table(self, keep_text: bool = False) -> pa.Table:
+        """The items as Arrow; ``keep_text``: columns parsed from RFC 3339 text keep that text in a
+        side column (``stream.TEXT_PREFIX`` + name), for a writer that may need it back."""
         fields = self.fields
+        texts: dict[str, pa.Array] = {}
+
+        def typed(name: str, values: list[Any], time_hint: bool) -> pa.Array:
+            column = _typed(name, values, time_hint)
+            if keep_text and pa.types.is_timestamp(column.type) and any(isinstance(v, str) for v in values):
+                texts[name] = pa.array(values, pa.string())
+            return column
+
         for column in fields.values():
             column.extend([None] * (len(self.ids) - len(column)))
         columns: dict[str, pa.Array] = {"id": pa.array(self.ids, pa.string())}
         for name in ["collection", "stac_version", *_TIME_COLUMNS]:
             if name in fields:
-                columns[name] = _typed(name, fields.pop(name), name in _TIME_COLUMNS)
+                columns[name] = typed(name, fields.pop(name), name in _TIME_COLUMNS)
         columns.update(self.geometry_columns())
         assets = sorted(n for n in fields if n.startswith("asset:"))
         assets += ["assets"] if "assets" in fields else []
         for name in [n for n in fields if not n.startswith("asset:") and n != "assets"] + assets:
             values = fields[name]
             if name in ("stac_extensions", "assets"):
-                columns[name] = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+                columns[name] = pa.array([None if v is None else _json(v) for v in values], pa.string())
             else:
-                columns[name] = _typed(name, values, name in ("created", "updated", "published", "expires"))
+                columns[name] = typed(name, values, name in ("created", "updated", "published", "expires"))
+        if texts:
+            from sedonadb_zarr_meta._write.stream import TEXT_PREFIX
+
+            columns.update({TEXT_PREFIX + name: text for name, text in texts.items()})
         return pa.table(columns)
 
 
-def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.Table:
-    """A pyarrow Table of STAC items (see the module documentation for the columns)."""
+def items_to_table(
+    items: Iterable[dict[str, Any]], progress: Any = None, keep_text: bool = False
+) -> pa.Table:
+    """A pyarrow Table of STAC items (see the module documentation for the columns; ``keep_text``:
+    see ``_Columns.table``)."""
     columns = _Columns()
     for item in items:
         columns.add(item)
@@ -318,7 +375,7 @@ def items_to_table(items: Iterable[dict[str, Any]], progress: Any = None) -> pa.
         progress.update(len(columns.ids) % 10_000)
     if not columns.ids:
         raise StacError("no STAC items in the input")
-    return columns.table()
+    return columns.table(keep_text)
 
 
 # --------------------------------------------------------------------- stac-geoparquet

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from sedonadb_zarr_meta import _stac
 
-__all__ = ["as_table", "progress_bar"]
+__all__ = ["as_table", "progress_bar", "streamable", "unsupported"]
 
 
 def progress_bar(label: str, total: int | None, unit: str, enabled: bool | None) -> Any:
@@ -70,8 +70,25 @@ def as_table(data: Any, progress: bool | None = None) -> tuple[pa.Table, dict[st
         return pa.table(data), {}
     if _stac.looks_like_items(data):
         return _from_items(data, progress)
-    raise TypeError(
+    raise unsupported(data)
+
+
+def unsupported(data: Any) -> TypeError:
+    """The error for ``data`` that ``write_meta`` does not take."""
+    return TypeError(
         "write_meta() takes a pyarrow Table, a GeoDataFrame, STAC items (pystac Items or an "
         "ItemCollection, item dicts, a FeatureCollection) or the path of a STAC .json/.ndjson or "
         f"(stac-)GeoParquet file, not {type(data).__name__}"
     )
+
+
+def streamable(data: Any) -> bool:
+    """Whether ``data`` is an input the streaming writer reads batch by batch (else: a
+    GeoDataFrame, read whole); a ``TypeError`` for data ``write_meta`` does not take."""
+    if type(data).__name__ == "GeoDataFrame":
+        return False
+    if isinstance(data, (str, Path, pa.RecordBatch, pa.Table)) or hasattr(data, "__arrow_c_stream__"):
+        return True
+    if _stac.looks_like_items(data):
+        return True
+    raise unsupported(data)

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from sedonadb_zarr_meta import _icechunk, _lib, _stac
 from sedonadb_zarr_meta._options import validate_options
-from sedonadb_zarr_meta._write import targets
+from sedonadb_zarr_meta._write import sources, targets
 from sedonadb_zarr_meta._write.append import append
 from sedonadb_zarr_meta._write.columns import Column, prepare
-from sedonadb_zarr_meta._write.inputs import as_table, progress_bar
+from sedonadb_zarr_meta._write.inputs import as_table, progress_bar, streamable
 from sedonadb_zarr_meta._write.stats import DEFAULT_CHUNK_SIZE, block_stats, sort_order, stats_document
+from sedonadb_zarr_meta._write.stream import StreamWriter, Unsupported
 
 __all__ = ["ingest_stac_search", "write_meta"]
 
@@ -95,6 +97,63 @@ def _sorted(columns: list[Column]) -> None:
             c.valid = c.valid[order]
 
 
+def _known_rows(data: Any) -> int | None:
+    """The rows ``data`` holds where that is known without reading it (for the progress bar)."""
+    if isinstance(data, (list, tuple)):
+        return len(data)
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return data.num_rows
+    if isinstance(data, dict) and isinstance(data.get("features"), list):
+        return len(data["features"])
+    return None
+
+
+def _streamed(
+    data: Any,
+    store: Any,
+    path: str,
+    group: str,
+    chunk_size: int,
+    crs: Any,
+    mode: str,
+    geometry_columns: Sequence[str] | None,
+    progress: bool | None,
+    icechunk: bool,
+) -> int | None:
+    """Stream ``data`` into ``store`` batch by batch; the rows written, or ``None`` when the group
+    to append to has a layout only zarr-python writes (then nothing was written)."""
+    w = StreamWriter(store, group, chunk_size, crs, geometry_columns, path, icechunk, not icechunk)
+    try:
+        exists = mode == "a" and w.start_append()
+    except Unsupported:
+        return None
+    stac = isinstance(data, (str, Path)) and _stac.is_stac_path(Path(data)) or _stac.looks_like_items(data)
+    # A new group is made once the first batch has been read, and removed if the write fails:
+    # bad input leaves no group behind (an append's rows show only once its metadata is written).
+    started = exists
+    try:
+        label = "reading STAC items and writing" if stac else "writing"
+        with progress_bar(label, _known_rows(data), "rows", progress) as bar:
+            for batch in sources.batches(data):
+                if not started:
+                    w.start_new()
+                    started = True
+                w.write(batch)
+                bar.update(batch.num_rows)
+    except BaseException:
+        if started and not exists and not icechunk and group:
+            w.discard()
+        raise
+    if not started:
+        w.start_new()
+    if w.rows == w.old_rows:
+        if stac:
+            raise _stac.StacError("no STAC items in the input")
+        if not w.sinks:
+            raise ValueError(f"{path}: nothing to write (no columns)")
+    return w.close() - w.old_rows
+
+
 def _write(
     data: Any,
     store: Any,
@@ -107,9 +166,18 @@ def _write(
     geometry_columns: Sequence[str] | None,
     zarr_format: int,
     progress: bool | None = None,
-) -> int:
-    """Write ``data`` into ``store``; returns the number of rows written."""
+    icechunk: bool = False,
+) -> tuple[int, bool]:
+    """Write ``data`` into ``store``; the number of rows written, and whether the write went
+    through the streaming writer (which writes its consolidated metadata itself)."""
     import zarr
+
+    if zarr_format == 3 and not sort and streamable(data):
+        rows = _streamed(
+            data, store, path, group, chunk_size, crs, mode, geometry_columns, progress, icechunk
+        )
+        if rows is not None:
+            return rows, True
 
     table, crs_by_column = as_table(data, progress)
     columns = prepare(table, crs_by_column, crs, geometry_columns)
@@ -131,7 +199,7 @@ def _write(
         else:
             g = zarr.open_group(store, path=group, mode="a", use_consolidated=False) if group else root
             append(g, path, columns, rows, lambda chunk: _Writer(g, chunk, bar))
-    return rows
+    return rows, False
 
 
 def write_meta(
@@ -190,6 +258,11 @@ def write_meta(
     new columns (earlier rows read as missing) or lack some (their rows read
     as missing).
 
+    Zarr v3 writes stream: the input is read in batches (STAC files line by
+    line or with a streaming parser, GeoParquet by row group, iterables of
+    items as they come) and written chunk by chunk, so memory does not grow
+    with the input; ``sort=True`` and GeoDataFrames are written in memory.
+
     Icechunk writes are one commit: a write that fails leaves the branch as it
     was. Plain stores get their consolidated metadata (re)written after every
     write, so readers on object stores open them in one round trip.
@@ -214,7 +287,7 @@ def write_meta(
         # Consolidated metadata is what zarr-python itself writes and reads for v3.
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         if session is not None:
-            _write(data, session.store, str(uri), *write)
+            _write(data, session.store, str(uri), *write, icechunk=True)
             return str(uri)
         if icechunk is None:
             icechunk = targets.holds_repository(uri, storage_options)
@@ -225,8 +298,9 @@ def write_meta(
                 f"{uri}: 'branch' and 'message' apply to Icechunk repositories, and this store is not one"
             )
         store, uri_out = targets.open_store(uri, storage_options)
-        _write(data, store, uri_out, *write)
-        targets.consolidate(store, group)
+        _, streamed = _write(data, store, uri_out, *write)
+        if not streamed:
+            targets.consolidate(store, group)
         return uri_out
 
 
@@ -242,7 +316,7 @@ def _write_icechunk(
     location = str(uri) if "://" in str(uri) else str(Path(str(uri)).resolve())
     text = location if "://" in location else Path(location).as_uri()
     session = _icechunk.writable_session(location, storage_options, branch or _icechunk.DEFAULT_BRANCH, True)
-    rows = _write(data, session.store, text, *write)
+    rows, _ = _write(data, session.store, text, *write, icechunk=True)
     mode = write[4]
     session.commit(message or f"write_meta: {'appended' if mode == 'a' else 'wrote'} {rows} rows")
     return text
@@ -287,10 +361,9 @@ def ingest_stac_search(
         ) from None
     client = pystac_client.Client.open(api_url)
     search = client.search(**search_parameters)
-    with progress_bar("fetching STAC items", None, "items", progress) as bar:
-        table = _stac.items_to_table(search.items_as_dicts(), bar)
+    # The pages are written as they arrive (sorting keeps their rows until the last page).
     return write_meta(
-        table,
+        search.items_as_dicts(),
         uri,
         mode=mode,
         chunk_size=chunk_size,
