@@ -450,6 +450,13 @@ impl Store {
         }
     }
 
+    /// Forget the unread prefetches of `keys` by the scan `owner`.
+    pub fn forget(&self, owner: u64, keys: &[StoreKey]) {
+        if let Some(remote) = &self.remote {
+            remote.forget(owner, keys);
+        }
+    }
+
     /// Forget the unread prefetches of the scan `owner`.
     pub fn release(&self, owner: u64) {
         if let Some(remote) = &self.remote {

@@ -384,6 +384,19 @@ impl Remote {
         }
     }
 
+    /// Cancel and forget the fetches of `keys` that `owner` started and nobody read.
+    pub fn forget(&self, owner: u64, keys: &[StoreKey]) {
+        if let Ok(mut inflight) = self.inflight.lock() {
+            for key in keys {
+                if inflight.get(key.as_str()).is_some_and(|p| p.owner == owner) {
+                    if let Some(p) = inflight.remove(key.as_str()) {
+                        p.task.abort();
+                    }
+                }
+            }
+        }
+    }
+
     /// Cancel and forget every fetch `owner` started and nobody read.
     pub fn release(&self, owner: u64) {
         if let Ok(mut inflight) = self.inflight.lock() {
