@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -205,3 +207,108 @@ def test_small_append_is_one_icechunk_commit(tmp_path):
     assert got.column("id").to_pylist()[-50:] == [i["id"] for i in items[2_000:]]
     assert np.allclose(got.column("extra:039").to_numpy()[-1], 2_049 + 39)
     assert verify_statistics(uri) == []
+
+
+def _hilbert_keys(table: pa.Table) -> np.ndarray:
+    """The Hilbert key (level 16, over the extent of the bbox centres) of each stored row."""
+    import geopandas
+    import shapely
+
+    geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    b = shapely.bounds(geoms)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    extent = (cx.min(), cy.min(), cx.max(), cy.max())
+    return geopandas.GeoSeries(geoms).hilbert_distance(total_bounds=extent, level=16).to_numpy()
+
+
+def test_sorted_stream_equals_the_in_memory_sort(tmp_path, monkeypatch):
+    """``sort=True`` through spill files: the rows, types and statistics of the in-memory sort
+    (zarr-python, all items at once), with types changing between batches of two items (numbers
+    and text in one column, timestamps parsed from text next to other text) and ties kept in
+    input order; the spill directory is gone afterwards."""
+    from sedonadb_zarr_meta._write import spill, writer
+
+    items = quirky_items() * 4
+    for n, item in enumerate(items):
+        item = items[n] = copy.deepcopy(item)
+        item["id"] = f"{item['id']}-{n}"
+        item["properties"]["mixed"] = [1, "a", 2.5, "x", None, 7][n % 6]
+        item["properties"]["when"] = ["2024-01-01T00:00:00Z", "soon", None][n % 3]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    runs = []
+    monkeypatch.setattr(
+        spill, "_runs", lambda schemas, f=spill._runs: runs.append(len(schemas)) or f(schemas)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with monkeypatch.context() as m:
+            m.setattr(writer, "streamable", lambda data: False)  # the in-memory writer
+            ref = write_meta(items, tmp_path / "ref.zarr", chunk_size=4, sort=True, progress=False)
+        monkeypatch.setattr(sources, "BATCH_ITEMS", 2)
+        got = write_meta(items, tmp_path / "got.zarr", chunk_size=4, sort=True, progress=False)
+    assert runs, "the batches' types did not change"
+    r, g = _table(ref), _table(got)
+    assert g.schema == r.schema
+    assert g.equals(r)
+    ids = g.column("id").to_pylist()
+    assert ids != [i["id"] for i in items]
+    # Items sharing a footprint keep their input order.
+    assert ids[:3] == ["quirk-3-3", "quirk-3-9", "quirk-3-15"]
+    assert g.column("when").to_pylist()[:2] == ["2024-01-01T00:00:00Z"] * 2
+    stats = zarr.open_group(str(tmp_path / "got.zarr" / "meta")).attrs["zarr_meta:stats"]
+    assert stats == zarr.open_group(str(tmp_path / "ref.zarr" / "meta")).attrs["zarr_meta:stats"]
+    assert verify_statistics(got) == []
+    assert not list(tmp_path.glob("zarr-meta-sort-*"))
+
+
+def test_sorted_stream_removes_its_spill_on_error(tmp_path, monkeypatch):
+    lines = [json.dumps(_item(i)) for i in range(30)]
+    lines[25] = "{oops"
+    path = tmp_path / "bad.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sources, "BATCH_ITEMS", 10)
+    with pytest.raises(ValueError, match=r"bad.ndjson, line 26: not JSON"):
+        write_meta(path, tmp_path / "x.zarr", sort=True, progress=False)
+    assert not list(tmp_path.glob("zarr-meta-sort-*"))
+    assert not (tmp_path / "x.zarr" / "meta").exists()
+
+
+def test_sorted_ingest_memory_is_bounded_under_an_address_space_cap(tmp_path):
+    """``sort=True`` on a stream whose JSON is larger than the process's address-space cap: every
+    row, in Hilbert order."""
+    n = 100_000  # of ~18 kB each: 1.84 GB of JSON
+    cap = 1_500 << 20
+    src = tmp_path / "big.ndjson"
+    with src.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps(_item(i, pad=18_000)) + "\n")
+    script = textwrap.dedent(
+        """
+        import sys
+        from sedonadb_zarr_meta import write_meta
+        if __name__ == "__main__":  # the parsing processes import it again
+            write_meta(sys.argv[1], sys.argv[2], progress=False, sort=True)
+        """
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(src), str(tmp_path / "big.zarr")],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: cap_memory(cap),
+        timeout=540,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert src.stat().st_size > cap
+    assert not list(tmp_path.glob("zarr-meta-sort-*"))
+    t = open_meta(str(tmp_path / "big.zarr"), arrays=["id", "eo:cloud_cover", "geometry"])
+    assert t.num_rows == n
+    table = pa.table(t.scan())
+    assert np.all(np.diff(_hilbert_keys(table)) >= 0)
+    ids = table.column("id").to_pylist()
+    assert len(set(ids)) == n and ids != sorted(ids)
+    i = ids.index("item-0000001")
+    assert table.column("eo:cloud_cover")[i].as_py() == 37
+    assert verify_statistics(str(tmp_path / "big.zarr")) == []

@@ -17,9 +17,10 @@ block without valid values.
 Modules, in the order data flows through them. Streaming (the default for
 Zarr v3): ``sources`` (the input as Arrow batches of bounded size),
 ``columns_arrow`` (a batch's columns as stored), ``chunks`` (chunks and
-metadata documents written directly), ``stream`` (the writer, chunk by chunk).
-In memory, through zarr-python (``sort=True``, GeoDataFrames, Zarr v2, groups
-of other layouts): ``inputs`` (what is written, as one Arrow table),
+metadata documents written directly), ``stream`` (the writer, chunk by chunk),
+``spill`` (``sort=True``: the batches spilled to disk, read back in Hilbert
+order). In memory, through zarr-python (GeoDataFrames, Zarr v2, groups of
+other layouts): ``inputs`` (what is written, as one Arrow table),
 ``columns`` (each column as zarr-python writes it), ``stats`` (per-chunk
 statistics, Hilbert order) and ``append`` (rows added to a written group).
 Both: ``targets`` (local or object-store stores) and ``writer``

@@ -90,10 +90,11 @@ def _is_ndjson(path: Path) -> bool:
 
 
 def stac_file_batches(
-    path: Path, size: int = BATCH_ITEMS, part: int = 0, parts: int = 1
+    path: Path, size: int | None = None, part: int = 0, parts: int = 1
 ) -> Iterator[pa.Table]:
-    """A STAC file's items, ``size`` at a time, as Arrow (of an ndjson file split between
-    ``parts`` processes, the batches of the ``part``-th)."""
+    """A STAC file's items, ``size`` (default :data:`BATCH_ITEMS`) at a time, as Arrow (of an
+    ndjson file split between ``parts`` processes, the batches of the ``part``-th)."""
+    size = size or BATCH_ITEMS
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     items = _ndjson_items(path, size, part, parts) if _is_ndjson(path) else _json_items(path)
@@ -161,9 +162,10 @@ def _parallel(path: Path, size: int) -> Iterator[pa.Table]:
                 process.join()
 
 
-def batches(data: Any, size: int = BATCH_ITEMS) -> Iterator[pa.Table]:
-    """``data`` (see ``write_meta``) as Arrow tables of at most ``size`` items or
-    :data:`BATCH_ROWS` rows."""
+def batches(data: Any, size: int | None = None) -> Iterator[pa.Table]:
+    """``data`` (see ``write_meta``) as Arrow tables of at most ``size`` (default
+    :data:`BATCH_ITEMS`, read when called) items or :data:`BATCH_ROWS` rows."""
+    size = size or BATCH_ITEMS
     if isinstance(data, (str, Path)):
         path = Path(data)
         if _stac.is_stac_path(path):

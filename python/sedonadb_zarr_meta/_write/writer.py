@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from sedonadb_zarr_meta import _icechunk, _lib, _stac
 from sedonadb_zarr_meta._options import validate_options
-from sedonadb_zarr_meta._write import sources, targets
+from sedonadb_zarr_meta._write import sources, spill, targets
 from sedonadb_zarr_meta._write.append import append
 from sedonadb_zarr_meta._write.columns import Column, prepare
 from sedonadb_zarr_meta._write.inputs import as_table, progress_bar, streamable
@@ -119,9 +119,11 @@ def _streamed(
     geometry_columns: Sequence[str] | None,
     progress: bool | None,
     icechunk: bool,
+    sort: bool = False,
 ) -> int | None:
-    """Stream ``data`` into ``store`` batch by batch; the rows written, or ``None`` when the group
-    to append to has a layout only zarr-python writes (then nothing was written)."""
+    """Stream ``data`` into ``store`` batch by batch (``sort``: in Hilbert order, through
+    spill files); the rows written, or ``None`` when the group to append to has a layout only
+    zarr-python writes (then nothing was written)."""
     w = StreamWriter(store, group, chunk_size, crs, geometry_columns, path, icechunk, not icechunk)
     try:
         exists = mode == "a" and w.start_append()
@@ -133,8 +135,12 @@ def _streamed(
     started = exists
     try:
         label = "reading STAC items and writing" if stac else "writing"
-        with progress_bar(label, _known_rows(data), "rows", progress) as bar:
-            for batch in sources.batches(data):
+        with (
+            spill.HilbertSpill(crs, geometry_columns) as sorter,
+            progress_bar(label, _known_rows(data), "rows", progress) as bar,
+        ):
+            source = sources.batches(data)
+            for batch in spill.sorted_batches(sorter, source) if sort else source:
                 if not started:
                     w.start_new()
                     started = True
@@ -172,9 +178,9 @@ def _write(
     through the streaming writer (which writes its consolidated metadata itself)."""
     import zarr
 
-    if zarr_format == 3 and not sort and streamable(data):
+    if zarr_format == 3 and streamable(data):
         rows = _streamed(
-            data, store, path, group, chunk_size, crs, mode, geometry_columns, progress, icechunk
+            data, store, path, group, chunk_size, crs, mode, geometry_columns, progress, icechunk, sort
         )
         if rows is not None:
             return rows, True
@@ -261,7 +267,8 @@ def write_meta(
     Zarr v3 writes stream: the input is read in batches (STAC files line by
     line or with a streaming parser, GeoParquet by row group, iterables of
     items as they come) and written chunk by chunk, so memory does not grow
-    with the input; ``sort=True`` and GeoDataFrames are written in memory.
+    with the input (``sort=True`` spills the batches to temporary files and keeps
+    16 bytes a row for the Hilbert order); GeoDataFrames are written in memory.
 
     Icechunk writes are one commit: a write that fails leaves the branch as it
     was. Plain stores get their consolidated metadata (re)written after every
@@ -361,7 +368,7 @@ def ingest_stac_search(
         ) from None
     client = pystac_client.Client.open(api_url)
     search = client.search(**search_parameters)
-    # The pages are written as they arrive (sorting keeps their rows until the last page).
+    # The pages are written as they arrive (sorting spills them to disk until the last page).
     return write_meta(
         search.items_as_dicts(),
         uri,
