@@ -30,18 +30,20 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from s3proxy import free_port  # noqa: E402  (the test servers' ports, below the ephemeral range)
+
 SFGP = Path(os.environ.get("SZM_SFGP_PYTHON", Path.home() / ".cache/sedonadb-zarr-meta/sfgp-venv/bin/python"))
 RUSTAC = Path(os.environ.get("SZM_RUSTAC", Path.home() / ".cache/sedonadb-zarr-meta/rustac-venv/bin/rustac"))
 
@@ -206,19 +208,6 @@ def make_data(data: Path, n: int) -> tuple[str, Path]:
 
 
 # ------------------------------------------------------------------ servers
-
-
-def free_port() -> int:
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 32768)
-        with closing(socket.socket()) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
 
 
 @contextmanager

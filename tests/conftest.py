@@ -21,6 +21,7 @@ import shapely
 import zarr
 
 from .engines import Engine, engines
+from .s3proxy import bind_low
 
 # Tests talk to servers on 127.0.0.1 only. An S3 client without credentials
 # asks the instance-metadata endpoint for them: point it at a closed loopback port.
@@ -286,7 +287,7 @@ class _StacApi(http.server.BaseHTTPRequestHandler):
 def stac_api(items: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Serve ``items`` as a STAC API on 127.0.0.1: yields its URL and the list of the
     parameters of every search page requested."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StacApi)
+    server = bind_low(lambda address: http.server.ThreadingHTTPServer(address, _StacApi))
     server.items = items  # type: ignore[attr-defined]
     server.searches = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)

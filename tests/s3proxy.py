@@ -52,9 +52,12 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
+
+T = TypeVar("T")
 
 CONTROL = "/__proxy__"
 #: Faults answered without asking upstream.
@@ -381,7 +384,7 @@ def serve_directory(root: str) -> None:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
-    server = _Server(("127.0.0.1", 0), functools.partial(Quiet, directory=root))
+    server = bind_low(lambda address: _Server(address, functools.partial(Quiet, directory=root)))
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -391,7 +394,8 @@ def serve(upstream_url: str) -> None:
     if parsed.hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit("the proxy only forwards to loopback servers")
     state = _State()
-    server = _Server(("127.0.0.1", 0), _make_handler((parsed.hostname, parsed.port or 80), state))
+    handler = _make_handler((parsed.hostname, parsed.port or 80), state)
+    server = bind_low(lambda address: _Server(address, handler))
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -447,10 +451,31 @@ def start_process(args: list[str], what: str) -> tuple[subprocess.Popen, int]:
     return proc, int(line)
 
 
+#: Ports test servers listen on: below the ephemeral range (32768 and up on Linux), where
+#: the kernel picks the ports of outgoing connections.
+PORTS = range(20000, 32768)
+
+
+def bind_low(bind: Callable[[tuple[str, int]], T]) -> T:
+    """``bind(("127.0.0.1", port))`` for a random free port of :data:`PORTS`."""
+    rng = random.Random()
+    for _ in range(200):
+        try:
+            return bind(("127.0.0.1", rng.randrange(PORTS.start, PORTS.stop)))
+        except OSError:
+            continue
+    raise RuntimeError(f"no free port on 127.0.0.1 in {PORTS.start}..{PORTS.stop - 1}")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of :data:`PORTS` free on 127.0.0.1 now, for a server another process starts."""
+
+    def probe(address: tuple[str, int]) -> int:
+        with socket.socket() as s:
+            s.bind(address)
+        return address[1]
+
+    return bind_low(probe)
 
 
 def wait_for(url: str, timeout: float = 30.0) -> None:

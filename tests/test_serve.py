@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ pystac_client = pytest.importorskip("pystac_client")
 from sedonadb_zarr_meta import register, write_meta  # noqa: E402
 
 from .conftest import BUCKET, cap_memory, s3_options  # noqa: E402
+from .s3proxy import free_port  # noqa: E402
 
 PLATFORMS = {"sentinel-2-l2a": ["sentinel-2a", "sentinel-2b"], "landsat-c2-l2": ["landsat-8", "landsat-9"]}
 INSTRUMENTS = {"sentinel-2-l2a": ["msi"], "landsat-c2-l2": ["oli", "tirs"]}
@@ -84,20 +84,6 @@ def make_items(n: int = 90, seed: int = 3) -> list[dict[str, Any]]:
 
 
 ITEMS = make_items()
-
-
-def free_port() -> int:
-    """A free port on 127.0.0.1 below 32768."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 32768)
-        with contextlib.closing(socket.socket()) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
 
 
 @contextlib.contextmanager
