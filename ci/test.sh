@@ -7,6 +7,11 @@ SZM_SKIP_CLIPPY=1 bash "$ROOT/ci/lint.sh"
 cd "$ROOT"
 log "cargo test"
 PYO3_PYTHON="$PY" cargo test --release --workspace
+# The cluster's roles and client (tests/test_cluster.py): built with the features the tests
+# just built, so no dependency is compiled again.
+log "building zarr-meta-cluster"
+PYO3_PYTHON="$PY" cargo build --release --workspace --bins
+export SZM_CLUSTER_BIN="$CARGO_TARGET_DIR/release/zarr-meta-cluster"
 bash "$ROOT/ci/clippy.sh"
 log "pytest"
 # tests/test_install.py installs this wheel into a fresh virtualenv and runs the README there.

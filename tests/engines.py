@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-__all__ = ["ENGINES", "DataFusion", "Engine", "SedonaDB", "engines"]
+__all__ = ["ENGINES", "Ballista", "DataFusion", "Engine", "SedonaDB", "engines"]
 
 
 def _is_geometry(field: pa.Field) -> bool:
@@ -150,3 +150,24 @@ ENGINES: tuple[type[Engine], ...] = (SedonaDB, DataFusion)
 def engines() -> dict[str, Engine]:
     """A fresh engine of every host, by name."""
     return {cls.name: cls() for cls in ENGINES}
+
+
+class Ballista(Engine):
+    """A Ballista cluster (``sedonadb_zarr_meta.distributed``): the same SQL, planned by a
+    scheduler and run by executors. Not in :data:`ENGINES`: it needs a running cluster."""
+
+    name = "ballista"
+    missing_store_error = ValueError
+
+    def __init__(self, url: str, *, timeout: float | None = None) -> None:
+        from sedonadb_zarr_meta import distributed
+
+        self.con = distributed.connect(url, timeout=timeout)
+
+    @classmethod
+    def geometry(cls, wkt: str) -> str:
+        return f"ST_SetSRID(ST_GeomFromText('{wkt}'), 4326)"
+
+    def register_geoparquet(self, name: str, path: Any) -> Engine:
+        self.con.register_geoparquet(name, str(path))
+        return self

@@ -89,6 +89,38 @@ def _crs_text(crs: Any) -> str:
     return json.dumps(crs)
 
 
+def geoparquet_view(name: str, path: str) -> tuple[str, str]:
+    """How table ``name`` over the GeoParquet file (or directory) ``path`` is
+    made: the name to register the plain Parquet under, and the ``SELECT``
+    over it that types its WKB geometry columns as geometry with the CRS of
+    the file's GeoParquet metadata."""
+    import json
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    source = Path(path)
+    first = source if source.is_file() else next(iter(sorted(source.glob("**/*.parquet"))), None)
+    if first is None:
+        raise FileNotFoundError(f"{path}: no Parquet file found")
+    schema = pq.read_schema(first)
+    geo = json.loads((schema.metadata or {}).get(b"geo", b"{}"))
+    columns = geo.get("columns", {})
+    if not columns:
+        raise ValueError(f"{path}: not a GeoParquet file (no 'geo' metadata with geometry columns)")
+    raw = f"__{name}_parquet"
+    select = []
+    for field in schema:
+        quoted = '"' + field.name.replace('"', '""') + '"'
+        meta = columns.get(field.name)
+        if meta is not None and meta.get("encoding", "WKB").upper() == "WKB":
+            crs = _crs_text(meta.get("crs")).replace("'", "''")
+            select.append(f"sd_geomfromwkb({quoted}, '{crs}') AS {quoted}")
+        else:
+            select.append(quoted)
+    return raw, f"SELECT {', '.join(select)} FROM {raw}"
+
+
 def register_geoparquet(ctx: Any, name: str, path: str) -> Any:
     """Register the GeoParquet file (or directory) ``path`` as table ``name`` in a
     datafusion-python context, its WKB geometry columns typed as geometry with
@@ -101,32 +133,9 @@ def register_geoparquet(ctx: Any, name: str, path: str) -> Any:
         >>> ctx.sql("SELECT m.id, c.name FROM sd_read_zarr_meta('/data/store.zarr') m "
         ...         "JOIN countries c ON ST_Intersects(m.bbox, c.geometry)")  # doctest: +SKIP
     """
-    import json
-    from pathlib import Path
-
-    import pyarrow.parquet as pq
-
     register(ctx)
-    source = Path(path)
-    first = source if source.is_file() else next(iter(sorted(source.glob("**/*.parquet"))), None)
-    if first is None:
-        raise FileNotFoundError(f"{path}: no Parquet file found")
-    schema = pq.read_schema(first)
-    geo = json.loads((schema.metadata or {}).get(b"geo", b"{}"))
-    columns = geo.get("columns", {})
-    if not columns:
-        raise ValueError(f"{path}: not a GeoParquet file (no 'geo' metadata with geometry columns)")
-    raw = f"__{name}_parquet"
+    raw, select = geoparquet_view(name, path)
     ctx.register_parquet(raw, str(path))
-    select = []
-    for field in schema:
-        quoted = '"' + field.name.replace('"', '""') + '"'
-        meta = columns.get(field.name)
-        if meta is not None and meta.get("encoding", "WKB").upper() == "WKB":
-            crs = _crs_text(meta.get("crs")).replace("'", "''")
-            select.append(f"sd_geomfromwkb({quoted}, '{crs}') AS {quoted}")
-        else:
-            select.append(quoted)
-    df = ctx.sql(f"SELECT {', '.join(select)} FROM {raw}")
+    df = ctx.sql(select)
     ctx.register_view(name, df)
     return ctx.table(name)

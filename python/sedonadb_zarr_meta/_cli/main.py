@@ -14,11 +14,12 @@ from typing import Any
 
 from sedonadb_zarr_meta._cli import info, ingest, query, serve, verify
 from sedonadb_zarr_meta._cli.args import PROG, Parser, UsageError, epilog, join_bbox_argument, report
+from sedonadb_zarr_meta._cli.cluster import Executor, Scheduler
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_args", "run"]
 
 #: The subcommands, in the order ``--help`` lists them: each module has ``add_parser`` and ``run``.
-COMMANDS = {module.NAME: module for module in (info, ingest, query, verify, serve)}
+COMMANDS = {module.NAME: module for module in (info, ingest, query, verify, serve, Scheduler, Executor)}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

@@ -20,8 +20,8 @@ pub mod scan;
 pub mod sql;
 pub mod store;
 
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{ErrorKind, Result, ZarrMetaError};
 pub use metadata::MetaGroup;

@@ -15,7 +15,7 @@ use crate::metadata::{ColumnKind, MetaColumn};
 pub const STATS_ATTRIBUTE: &str = "zarr_meta:stats";
 
 /// A comparable value: integers (incl. timestamps in nanoseconds), floats, text.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Lit {
     Int(i128),
     Float(f64),

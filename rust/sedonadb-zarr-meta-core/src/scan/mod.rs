@@ -10,5 +10,5 @@ mod reader;
 
 pub use plan::partition_ranges;
 pub use predicate::{row_mask, Bound, Predicate, Test};
-pub use provider::{ZarrMetaExec, ZarrMetaTable};
+pub use provider::{ScanParts, TableCall, ZarrMetaExec, ZarrMetaTable};
 pub use reader::{BatchReader, ScanMetrics};

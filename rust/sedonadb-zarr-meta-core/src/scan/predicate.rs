@@ -19,14 +19,14 @@ use crate::geometry::{intersects, wkb_extent, BBox, Extent};
 use crate::metadata::{unit_nanos, BlockStat, ChunkStats, Lit};
 
 /// One end of a range.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bound {
     pub value: Lit,
     pub inclusive: bool,
 }
 
 /// What rows of one column must satisfy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Test {
     /// The geometry's bounding box intersects this box.
     BBox(BBox),
@@ -37,7 +37,7 @@ pub enum Test {
 }
 
 /// A test on the column at `column` (index into the group's columns).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Predicate {
     pub column: usize,
     pub test: Test,

@@ -35,17 +35,81 @@ const MAX_CHANNEL_BATCHES: usize = 64;
 /// [`ZarrMetaTable::with_source`]).
 pub const SOURCE_METADATA_KEY: &str = "sedonadb_zarr_meta:source";
 
+/// What opened a table: all another process needs to open it again (a
+/// cluster's scheduler and executors). Options may hold secrets: `Debug`
+/// never shows them.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableCall {
+    pub uri: String,
+    /// The options JSON of the call, if any.
+    pub options: Option<String>,
+    /// The schema's source mark ([`ZarrMetaTable::with_source`]).
+    pub source: Option<String>,
+}
+
+impl fmt::Debug for TableCall {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("TableCall")
+            .field("uri", &self.uri)
+            .field("options", &self.options.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// A planned scan as data: the table's call and every choice the plan made.
+/// A cluster's scheduler plans it (pruning included) and each executor
+/// rebuilds the scan from it, reading only its partitions' rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScanParts {
+    pub call: TableCall,
+    pub projection: Vec<usize>,
+    /// Row ranges of each partition.
+    pub ranges: Vec<Vec<Range<u64>>>,
+    pub limit: Option<usize>,
+    pub predicates: Vec<Predicate>,
+    /// What the plan saw, checked when the scan is rebuilt: the rows of the
+    /// group and the projected columns' names and types (a store changed in
+    /// between must fail, never give rows of other columns).
+    pub num_rows: u64,
+    pub columns: Vec<(String, String)>,
+}
+
 /// A `meta` group as a DataFusion table.
 #[derive(Debug, Clone)]
 pub struct ZarrMetaTable {
     group: Arc<MetaGroup>,
     schema: SchemaRef,
     metrics: Arc<ScanMetrics>,
+    call: Option<TableCall>,
 }
 
 impl ZarrMetaTable {
     pub fn new(group: Arc<MetaGroup>) -> Self {
-        Self { schema: group.schema.clone(), group, metrics: Arc::default() }
+        Self { schema: group.schema.clone(), group, metrics: Arc::default(), call: None }
+    }
+
+    /// Remember the call that opened the table (see [`TableCall`]).
+    pub fn with_call(mut self, uri: String, options: Option<String>) -> Self {
+        let source = self.schema.metadata().get(SOURCE_METADATA_KEY).cloned();
+        self.call = Some(TableCall { uri, options, source });
+        self
+    }
+
+    /// The call that opened the table, if it was opened by one.
+    pub fn call(&self) -> Option<&TableCall> {
+        self.call.as_ref()
+    }
+
+    /// Open the table `call` names (through the group cache).
+    pub fn open_call(call: &TableCall) -> crate::error::Result<Self> {
+        let group = crate::metadata::cache::open(&call.uri, call.options.as_deref())?;
+        let mut table = Self::new(group);
+        if let Some(source) = &call.source {
+            table = table.with_source(source.clone());
+        }
+        table.call = Some(call.clone());
+        Ok(table)
     }
 
     /// Mark the schema with `source` (a digest of the call that opened it).
@@ -76,6 +140,50 @@ impl ZarrMetaTable {
         &self.metrics
     }
 
+    /// Rebuild a scan planned elsewhere, after checking that the store still
+    /// has what the plan saw and that every index and range is in bounds.
+    pub fn exec_from_parts(&self, parts: ScanParts) -> DFResult<Arc<ZarrMetaExec>> {
+        let store = &self.group.store;
+        let changed = |what: String| {
+            DataFusionError::Execution(format!(
+                "{store}: the store changed since the query was planned ({what}); run the query again"
+            ))
+        };
+        if parts.num_rows != self.group.num_rows {
+            return Err(changed(format!("{} rows, planned with {}", self.group.num_rows, parts.num_rows)));
+        }
+        let n = self.group.columns.len();
+        if parts.projection.len() != parts.columns.len() || parts.projection.iter().any(|&c| c >= n) {
+            return Err(DataFusionError::Plan(format!("{store}: a scan plan names columns the group lacks")));
+        }
+        for (&c, (name, data_type)) in parts.projection.iter().zip(&parts.columns) {
+            let field = self.schema.field(c);
+            if field.name() != name || &field.data_type().to_string() != data_type {
+                return Err(changed(format!(
+                    "column {c} is {} {}, planned as {name} {data_type}",
+                    field.name(),
+                    field.data_type()
+                )));
+            }
+        }
+        let bad_range = parts.ranges.iter().flatten().any(|r| r.start > r.end || r.end > self.group.num_rows);
+        if bad_range || parts.predicates.iter().any(|p| p.column >= n) {
+            return Err(DataFusionError::Plan(format!("{store}: a scan plan is out of the group's bounds")));
+        }
+        let schema = Arc::new(self.schema.project(&parts.projection)?);
+        Ok(Arc::new(ZarrMetaExec {
+            properties: ZarrMetaExec::properties(&schema, parts.ranges.len()),
+            group: self.group.clone(),
+            projection: parts.projection,
+            schema,
+            ranges: parts.ranges,
+            limit: parts.limit,
+            predicates: parts.predicates,
+            metrics: self.metrics.clone(),
+            call: self.call.clone(),
+        }))
+    }
+
     /// Build the physical scan (shared by `scan` and tests).
     pub fn create_exec(
         &self,
@@ -102,6 +210,7 @@ impl ZarrMetaTable {
             limit,
             predicates,
             metrics: self.metrics.clone(),
+            call: self.call.clone(),
         }))
     }
 }
@@ -202,9 +311,32 @@ pub struct ZarrMetaExec {
     predicates: Vec<Predicate>,
     metrics: Arc<ScanMetrics>,
     properties: Arc<PlanProperties>,
+    call: Option<TableCall>,
 }
 
 impl ZarrMetaExec {
+    pub fn group(&self) -> &Arc<MetaGroup> {
+        &self.group
+    }
+
+    /// The scan as data, if its table was opened by a call (see [`ScanParts`]).
+    pub fn parts(&self) -> Option<ScanParts> {
+        Some(ScanParts {
+            call: self.call.clone()?,
+            projection: self.projection.clone(),
+            ranges: self.ranges.clone(),
+            limit: self.limit,
+            predicates: self.predicates.clone(),
+            num_rows: self.group.num_rows,
+            columns: self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().to_string()))
+                .collect(),
+        })
+    }
+
     fn properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
         Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -289,6 +421,12 @@ impl ExecutionPlan for ZarrMetaExec {
         // (datafusion-python, 8,192 rows by default) six times as many of
         // them made a D1 scan a third slower than in SedonaDB.
         let batch_size = self.group.options.batch_size.max(1);
+        log::info!(
+            "{}: partition {partition} of {} reads rows {}",
+            self.group.store,
+            self.ranges.len().max(1),
+            rows.iter().map(|r| format!("{}..{}", r.start, r.end)).collect::<Vec<_>>().join(",")
+        );
         let reader = BatchReader::over_ranges(
             self.group.clone(),
             Some(self.projection.clone()),

@@ -5,4 +5,4 @@ pub mod crs_udf;
 pub mod geom_udf;
 mod udtf;
 
-pub use udtf::ZarrMetaTableFunction;
+pub use udtf::{ZarrMetaTableFunction, FUNCTION_NAME};

@@ -64,7 +64,9 @@ impl ZarrMetaTableFunction {
         }
         let group = crate::metadata::cache::open(&uri, options.as_deref())?;
         Ok(Arc::new(
-            ZarrMetaTable::new(group).with_source(format!("{FUNCTION_NAME} call {:016x}", hasher.finish())),
+            ZarrMetaTable::new(group)
+                .with_source(format!("{FUNCTION_NAME} call {:016x}", hasher.finish()))
+                .with_call(uri, options),
         ))
     }
 }

@@ -250,6 +250,11 @@ impl Store {
         self.version.as_ref()
     }
 
+    /// The id of the Icechunk snapshot read, whatever version named it.
+    pub fn snapshot(&self) -> Option<&str> {
+        self.repository.as_ref().map(|(_, id)| id.as_str())
+    }
+
     fn open_remote(url: &Url, options: &ReadOptions) -> Result<Arc<Self>> {
         let display = display_uri(url);
         let (store, prefix, redactor) = config::build_store(&display, url, &options.storage_options)?;
