@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import time
-import urllib.request
-from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
 from sedonadb_zarr_meta import distributed, write_meta
 
-from .conftest import BUCKET, cap_memory, items_table, regions_parquet, s3_options
+from .cluster import LocalCluster, get_json
+from .conftest import BUCKET, SECRET, cap_memory, items_table, regions_parquet, s3_options
 from .engines import Ballista
 from .s3proxy import free_port
 from .test_same_sql import BOX, CHUNK, CORPUS, N
@@ -40,95 +36,10 @@ GEOS = (
 )
 UNSUPPORTED: dict[str, str] = {name: GEOS for name in ("contains", "within", "region_intersection_area")}
 
-#: Longest a cluster's roles may take to start and register (a cold start on a busy machine).
-START_S = 60
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
-
-
-class LocalCluster:
-    """A scheduler and ``executors`` executors as subprocesses, each logging to a file."""
-
-    def __init__(self, logs: Path, executors: int = 2, slots: int = 2) -> None:
-        self.logs = logs
-        self.port = free_port()
-        self.procs: dict[str, subprocess.Popen] = {}
-        self._start("scheduler", ["scheduler", "--port", str(self.port)])
-        self.executors = [f"executor{i}" for i in range(executors)]
-        for name in self.executors:
-            flight, grpc = free_port(), free_port()
-            work = logs / f"{name}-work"
-            work.mkdir()
-            self._start(
-                name,
-                ["executor", "--scheduler", f"127.0.0.1:{self.port}", "--port", str(flight)]
-                + ["--grpc-port", str(grpc), "--slots", str(slots), "--work-dir", str(work)],
-            )
-        self.wait_for_executors(executors)
-
-    @property
-    def url(self) -> str:
-        return f"df://127.0.0.1:{self.port}"
-
-    def _start(self, name: str, args: list[str]) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            [BINARY, *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=cap_memory,
-            start_new_session=True,
-        )
-
-    def api(self, path: str) -> Any:
-        return _get(f"http://127.0.0.1:{self.port}/api/{path}")
-
-    def wait_for_executors(self, n: int) -> None:
-        deadline = time.monotonic() + START_S
-        while True:
-            try:
-                if len(self.api("executors")) >= n:
-                    return
-            except OSError:
-                pass
-            for name, proc in self.procs.items():
-                assert proc.poll() is None, f"{name} exited: {self.log(name)[-2000:]}"
-            assert time.monotonic() < deadline, f"{n} executors did not register within {START_S} s"
-            time.sleep(0.2)
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def ranges_read(self, store: str) -> dict[str, list[tuple[int, int]]]:
-        """The row ranges each executor's scans of ``store`` read, from its log."""
-        pattern = re.compile(re.escape(store) + r": partition \d+ of \d+ reads rows ([0-9.,]*)")
-        out: dict[str, list[tuple[int, int]]] = {}
-        for name in self.executors:
-            found = []
-            for m in pattern.finditer(self.log(name)):
-                for r in filter(None, m.group(1).split(",")):
-                    a, b = r.split("..")
-                    found.append((int(a), int(b)))
-            out[name] = found
-        return out
-
-    def kill(self, name: str) -> None:
-        os.killpg(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait()
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    c = LocalCluster(BINARY, tmp_path_factory.mktemp("cluster"))
     yield c
     c.stop()
 
@@ -220,6 +131,9 @@ def test_object_store_and_icechunk_versions(cluster, engines, s3, tmp_path):
         f"'{options}') GROUP BY collection"
     )
     engines["ballista"].compare(query, engines["sedonadb"])
+    # The options travel with the plan to every role; no role logs the secret in them.
+    for name in cluster.procs:
+        assert SECRET not in cluster.log(name), name
     pytest.importorskip("icechunk")
     repo = write_meta(table.slice(0, 600), tmp_path / "repo.icechunk", chunk_size=100, icechunk=True)
     first = list_versions(repo).branches["main"]
@@ -252,7 +166,7 @@ def test_a_dead_executor_gives_an_answer_or_a_clear_error(s3, tmp_path):
     table = items_table(2_000, seed=9)
     write_meta(table, f"s3://{BUCKET}/dying.zarr", chunk_size=100, storage_options=s3_options(s3))
     options = json.dumps({"storage_options": s3_options(s3)})
-    c = LocalCluster(tmp_path, executors=2, slots=1)
+    c = LocalCluster(BINARY, tmp_path, executors=2, slots=1)
     try:
         s3.control.reset()
         s3.control.configure(fault="hold", fault_count=-1, fault_match="/dying.zarr/meta/cloud_cover/c/")
@@ -282,3 +196,29 @@ def test_a_dead_executor_gives_an_answer_or_a_clear_error(s3, tmp_path):
     finally:
         s3.control.clear()
         c.stop()
+
+
+def test_zarr_meta_scheduler_runs_the_binary_in_its_place(tmp_path):
+    import sys
+
+    port = free_port()
+    env = {**os.environ, distributed.BINARY_ENV: BINARY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sedonadb_zarr_meta", "scheduler", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=cap_memory,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert get_json(f"http://127.0.0.1:{port}/api/executors") == []
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
