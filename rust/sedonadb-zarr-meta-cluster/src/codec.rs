@@ -78,15 +78,9 @@ fn not_sendable(store: &str) -> DataFusionError {
 
 /// The logical codec of every role: a client sends [`ZarrMetaTable`]s in its
 /// plans, the scheduler decodes them and plans their scans.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ZarrMetaLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
-}
-
-impl Default for ZarrMetaLogicalCodec {
-    fn default() -> Self {
-        Self { inner: BallistaLogicalExtensionCodec::default() }
-    }
 }
 
 impl LogicalExtensionCodec for ZarrMetaLogicalCodec {
@@ -270,6 +264,8 @@ impl PhysicalExtensionCodec for ZarrMetaPhysicalCodec {
 }
 
 #[cfg(test)]
+// Row ranges of 1-D arrays: one range is a whole run.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use datafusion::logical_expr::{col, lit};
