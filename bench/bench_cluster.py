@@ -108,7 +108,7 @@ def main() -> None:
                 client = distributed.connect(cluster.url, timeout=3600)
                 client.register_geoparquet("regions", str(regions))
                 fixed[label] = statistics.median(
-                    _timed(lambda: pa.table(client.sql(EMPTY.format(store=store))))[0] for _ in range(5)
+                    _timed(lambda c=client: pa.table(c.sql(EMPTY.format(store=store))))[0] for _ in range(5)
                 )
                 for name, sql in QUERIES.items():
                     sql = sql.format(store=store)
@@ -118,10 +118,12 @@ def main() -> None:
                         raise SystemExit(f"{name}: the cluster's rows differ from SedonaDB's")
                     times: dict[str, list[float]] = {"SedonaDB": [], label: []}
                     for _ in range(args.rounds):
-                        times["SedonaDB"].append(_timed(lambda: single(sql))[0])
-                        times[label].append(_timed(lambda: pa.table(client.sql(sql)))[0])
+                        times["SedonaDB"].append(_timed(lambda q=sql: single(q))[0])
+                        times[label].append(_timed(lambda q=sql, c=client: pa.table(c.sql(q)))[0])
                     row = results.setdefault(name, {})
-                    row["SedonaDB"] = min(row.get("SedonaDB", float("inf")), statistics.median(times["SedonaDB"]))
+                    row["SedonaDB"] = min(
+                        row.get("SedonaDB", float("inf")), statistics.median(times["SedonaDB"])
+                    )
                     row[label] = statistics.median(times[label])
             finally:
                 cluster.stop()

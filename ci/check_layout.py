@@ -24,7 +24,11 @@ CORE = ROOT / "rust" / "sedonadb-zarr-meta-core" / "src"
 STAGES = ["error", "limits", "runtime", "options", "geometry", "store", "metadata", "decode", "scan", "sql"]
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
-RUST_DIRS = [CORE, ROOT / "rust" / "sedonadb-zarr-meta-cluster" / "src", ROOT / "python" / "sedonadb-zarr-meta-py" / "src"]
+RUST_DIRS = [
+    CORE,
+    ROOT / "rust" / "sedonadb-zarr-meta-cluster" / "src",
+    ROOT / "python" / "sedonadb-zarr-meta-py" / "src",
+]
 PYTHON_DIRS = [ROOT / "python" / "sedonadb_zarr_meta", ROOT / "bench", ROOT / "ci", ROOT / "examples"]
 
 
