@@ -26,13 +26,14 @@ pub fn scheduler_address(url: &str) -> Result<(String, u16)> {
     let rest = url.strip_prefix("df://").ok_or_else(|| {
         DataFusionError::Configuration(format!("scheduler URL {url:?}: expected df://host:port"))
     })?;
-    let (host, port) = rest.trim_end_matches('/').rsplit_once(':').ok_or_else(|| {
-        DataFusionError::Configuration(format!("scheduler URL {url:?}: expected df://host:port"))
-    })?;
-    let port = port.parse::<u16>().map_err(|_| {
-        DataFusionError::Configuration(format!("scheduler URL {url:?}: {port:?} is not a port"))
-    })?;
-    Ok((host.to_string(), port))
+    host_port(rest.trim_end_matches('/'))
+        .map_err(|e| DataFusionError::Configuration(format!("scheduler URL {url:?}: {e}")))
+}
+
+/// `HOST:PORT`, split at its last colon.
+pub fn host_port(text: &str) -> std::result::Result<(String, u16), String> {
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| format!("expected HOST:PORT, got {text:?}"))?;
+    Ok((host.to_string(), port.parse().map_err(|_| format!("{port:?} is not a port"))?))
 }
 
 /// Fail fast, and clearly, when nothing listens at the scheduler's address

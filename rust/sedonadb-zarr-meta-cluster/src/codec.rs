@@ -20,7 +20,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result, TableReference};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion::logical_expr::{Extension, LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
@@ -77,7 +77,8 @@ fn not_sendable(store: &str) -> DataFusionError {
 }
 
 /// The logical codec of every role: a client sends [`ZarrMetaTable`]s in its
-/// plans, the scheduler decodes them and plans their scans.
+/// plans, the scheduler decodes them and plans their scans. Functions travel
+/// by name (the trait's defaults: Ballista's codecs encode none either).
 #[derive(Debug, Default)]
 pub struct ZarrMetaLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
@@ -141,34 +142,11 @@ impl LogicalExtensionCodec for ZarrMetaLogicalCodec {
     fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
         self.inner.try_encode_file_format(buf, node)
     }
-
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        self.inner.try_decode_udf(name, buf)
-    }
-
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udf(node, buf)
-    }
-
-    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udwf(node, buf)
-    }
 }
 
 /// The physical codec of every role: the scheduler sends [`ZarrMetaExec`]s
-/// in the stages it hands out, executors rebuild and run them.
+/// in the stages it hands out, executors rebuild and run them. Functions
+/// travel by name, [`Pinned`](crate::pinned::Pinned) calls with their fields.
 #[derive(Debug)]
 pub struct ZarrMetaPhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
@@ -244,22 +222,6 @@ impl PhysicalExtensionCodec for ZarrMetaPhysicalCodec {
             }
             None => self.inner.try_encode_udf(node, buf),
         }
-    }
-
-    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udwf(node, buf)
     }
 }
 

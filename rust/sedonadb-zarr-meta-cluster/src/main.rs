@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use sedonadb_zarr_meta_cluster::client::{self, Tables};
+use sedonadb_zarr_meta_cluster::client::{self, host_port, Tables};
 use sedonadb_zarr_meta_cluster::roles::{self, ExecutorOptions, EXECUTOR_TIMEOUT_SECONDS};
 use tracing_subscriber::EnvFilter;
 
@@ -76,11 +76,6 @@ enum Role {
 fn logging(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt().with_ansi(false).with_writer(std::io::stderr).with_env_filter(filter).init();
-}
-
-fn host_port(text: &str) -> Result<(String, u16), String> {
-    let (host, port) = text.rsplit_once(':').ok_or_else(|| format!("expected HOST:PORT, got {text:?}"))?;
-    Ok((host.to_string(), port.parse().map_err(|_| format!("{port:?} is not a port"))?))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {

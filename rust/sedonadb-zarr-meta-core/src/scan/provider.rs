@@ -170,18 +170,7 @@ impl ZarrMetaTable {
         if bad_range || parts.predicates.iter().any(|p| p.column >= n) {
             return Err(DataFusionError::Plan(format!("{store}: a scan plan is out of the group's bounds")));
         }
-        let schema = Arc::new(self.schema.project(&parts.projection)?);
-        Ok(Arc::new(ZarrMetaExec {
-            properties: ZarrMetaExec::properties(&schema, parts.ranges.len()),
-            group: self.group.clone(),
-            projection: parts.projection,
-            schema,
-            ranges: parts.ranges,
-            limit: parts.limit,
-            predicates: parts.predicates,
-            metrics: self.metrics.clone(),
-            call: self.call.clone(),
-        }))
+        self.exec(parts.projection, parts.ranges, parts.limit, parts.predicates)
     }
 
     /// Build the physical scan (shared by `scan` and tests).
@@ -194,13 +183,24 @@ impl ZarrMetaTable {
     ) -> DFResult<Arc<ZarrMetaExec>> {
         let projection: Vec<usize> =
             projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
-        let schema = Arc::new(self.schema.project(&projection)?);
         let predicates: Vec<Predicate> = if self.pushdown() {
             filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
         } else {
             Vec::new()
         };
         let ranges = partition_ranges(&self.group, &projection, &predicates, target_partitions.max(1), limit);
+        self.exec(projection, ranges, limit, predicates)
+    }
+
+    /// The scan of `projection` over `ranges` (one partition each).
+    fn exec(
+        &self,
+        projection: Vec<usize>,
+        ranges: Vec<Vec<Range<u64>>>,
+        limit: Option<usize>,
+        predicates: Vec<Predicate>,
+    ) -> DFResult<Arc<ZarrMetaExec>> {
+        let schema = Arc::new(self.schema.project(&projection)?);
         Ok(Arc::new(ZarrMetaExec {
             properties: ZarrMetaExec::properties(&schema, ranges.len()),
             group: self.group.clone(),
