@@ -38,25 +38,34 @@ def measure(python: str, script: Path, *args: str, env: dict | None = None) -> d
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def zds_python() -> str | None:
-    venv = Path(os.environ.get("SZM_ZDS_VENV", Path.home() / ".cache/sedonadb-zarr-meta/zds-venv"))
+def side_venv(name: str, packages: list[str], what: str) -> Path | None:
+    """A virtualenv of its own under the cache (``$SZM_<NAME>_VENV`` to choose another), created
+    with ``packages`` pinned the first time: alternatives whose pins clash with this package's.
+    ``None`` when it cannot be installed."""
+    default = Path.home() / ".cache/sedonadb-zarr-meta" / f"{name}-venv"
+    venv = Path(os.environ.get(f"SZM_{name.upper()}_VENV", default))
     if not (venv / "bin" / "python").exists():
-        print(f"creating {venv} for zarr-datafusion-search 0.1.2 (datafusion 53)", file=sys.stderr)
+        print(f"creating {venv} for {what}", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        r = subprocess.run(
-            [
-                str(venv / "bin" / "pip"),
-                "install",
-                "--quiet",
-                "zarr-datafusion-search==0.1.2",
-                "datafusion==53.0.0",
-                "pyarrow",
-                "obstore",
-            ]
-        )
+        r = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *packages])
         if r.returncode != 0:
             return None
-    return str(venv / "bin" / "python")
+    return venv
+
+
+def zds_python() -> str | None:
+    venv = side_venv(
+        "zds",
+        ["zarr-datafusion-search==0.1.2", "datafusion==53.0.0", "pyarrow", "obstore"],
+        "zarr-datafusion-search 0.1.2 (datafusion 53)",
+    )
+    return None if venv is None else str(venv / "bin" / "python")
+
+
+def rustac_cli() -> Path | None:
+    """rustac's command-line tool (the ``rustac`` 0.9.18 wheel)."""
+    venv = side_venv("rustac", ["rustac[arrow]==0.9.18"], "rustac 0.9.18")
+    return None if venv is None else venv / "bin" / "rustac"
 
 
 def median(m: dict) -> float:

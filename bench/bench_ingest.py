@@ -31,7 +31,6 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("SZM_CACHE", Path.home() / ".cache" / "sedonadb-zarr-meta"))
 CORPUS = CACHE / "stac-corpus" / "stac_geoparquet-0.8.3.tar.gz"
 TEMPLATE = "stac_geoparquet-0.8.3/tests/data/sentinel-2-l2a-pc.json"
-RUSTAC = CACHE / "rustac-venv" / "bin" / "rustac"
 
 
 def templates() -> list[dict[str, Any]]:
@@ -141,10 +140,13 @@ def ingest_section(py: str, data: Path, n: int, rounds: int) -> dict[str, Any]:
             "--no-progress",
         ]
     }
-    if RUSTAC.exists():
-        jobs["rustac translate"] = [str(RUSTAC), "translate", str(src), str(out / "s2.parquet")]
+    from bench_common import rustac_cli
+
+    rustac = rustac_cli()
+    if rustac is not None:
+        jobs["rustac translate"] = [str(rustac), "translate", str(src), str(out / "s2.parquet")]
     else:
-        print(f"  rustac not found at {RUSTAC}: ours alone")
+        print("  rustac could not be installed: ours alone")
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in jobs}
     for _ in range(rounds):  # interleaved, so drift in load hits both alike
         for name, cmd in jobs.items():

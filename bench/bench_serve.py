@@ -5,7 +5,8 @@ assets as real catalogues carry them) are written once as NDJSON into ``bench/da
 into a store (Hilbert-sorted, chunks with statistics) and translated to stac-geoparquet by
 rustac's command-line tool (``rustac translate``). Both servers run on 127.0.0.1 in their own
 processes: ours in this virtualenv, stac-fastapi-geoparquet 0.0.7 in its own (it imports only
-with stac-fastapi 6.2: ``$SZM_SFGP_PYTHON``, default ``~/.cache/sedonadb-zarr-meta/sfgp-venv``).
+with stac-fastapi 6.2), created on first use with pinned versions, as is rustac's (``$SZM_SFGP_VENV``
+and ``$SZM_RUSTAC_VENV`` to use others; default ``~/.cache/sedonadb-zarr-meta/{sfgp,rustac}-venv``).
 
 Measured, per server and search, at 1 and at 16 concurrent clients (keep-alive connections,
 every search answered in full before it counts), in interleaved rounds (server A, server B,
@@ -42,10 +43,20 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+from bench_common import rustac_cli, side_venv  # noqa: E402
 from s3proxy import free_port  # noqa: E402  (the test servers' ports, below the ephemeral range)
 
-SFGP = Path(os.environ.get("SZM_SFGP_PYTHON", Path.home() / ".cache/sedonadb-zarr-meta/sfgp-venv/bin/python"))
-RUSTAC = Path(os.environ.get("SZM_RUSTAC", Path.home() / ".cache/sedonadb-zarr-meta/rustac-venv/bin/rustac"))
+#: stac-fastapi-geoparquet with the only stac-fastapi it imports with, and DuckDB's spatial
+#: extension as a wheel (by default it downloads the extension at start-up).
+SFGP_PACKAGES = [
+    "stac-fastapi-geoparquet==0.0.7",
+    "stac-fastapi.api==6.2.1",
+    "stac-fastapi.types==6.2.1",
+    "stac-fastapi.extensions==6.2.1",
+    "rustac==0.9.18",
+    "duckdb-ext-spatial==1.4.4.20260205",
+    "uvicorn",
+]
 
 #: stac-fastapi-geoparquet's app with rustac's DuckDB client loading the spatial extension from
 #: the duckdb-ext-spatial wheel of its virtualenv (by default it downloads it at start-up).
@@ -175,7 +186,7 @@ def _item(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def make_data(data: Path, n: int) -> tuple[str, Path]:
+def make_data(data: Path, n: int, rustac: Path) -> tuple[str, Path]:
     """The store and the stac-geoparquet file of ``n`` items (made once, reused)."""
     data.mkdir(parents=True, exist_ok=True)
     ndjson = data / f"serve-{n}.ndjson"
@@ -200,7 +211,7 @@ def make_data(data: Path, n: int) -> tuple[str, Path]:
     if not parquet.exists():
         t = time.perf_counter()
         subprocess.run(
-            [str(RUSTAC), "translate", str(ndjson), str(parquet.with_suffix(".tmp.parquet"))], check=True
+            [str(rustac), "translate", str(ndjson), str(parquet.with_suffix(".tmp.parquet"))], check=True
         )
         parquet.with_suffix(".tmp.parquet").rename(parquet)
         print(f"  translated to {parquet.name} by rustac in {time.perf_counter() - t:.0f} s", flush=True)
@@ -383,15 +394,17 @@ def main() -> None:
     parser.add_argument("--walk", type=int, default=20_000, help="items of the paging walk")
     parser.add_argument("--data", type=Path, default=HERE / "data")
     args = parser.parse_args()
-    if not SFGP.exists() or not RUSTAC.exists():
-        raise SystemExit(f"needs stac-fastapi-geoparquet at {SFGP} and rustac at {RUSTAC}")
+    sfgp = side_venv("sfgp", SFGP_PACKAGES, "stac-fastapi-geoparquet 0.0.7 (stac-fastapi 6.2)")
+    rustac = rustac_cli()
+    if sfgp is None or rustac is None:
+        raise SystemExit("stac-fastapi-geoparquet or rustac could not be installed (see pip's messages above)")
     print(
         f"== STAC API searches on {args.items:,} items: zarr-meta serve vs stac-fastapi-geoparquet 0.0.7 =="
     )
-    store, parquet = make_data(args.data, args.items)
+    store, parquet = make_data(args.data, args.items, rustac)
     ours_port, theirs_port = free_port(), free_port()
     ours_argv = [sys.executable, "-m", "sedonadb_zarr_meta", "serve", store, "--port", str(ours_port)]
-    theirs_argv = [str(SFGP), "-c", SFGP_LAUNCH, str(theirs_port)]
+    theirs_argv = [str(sfgp / "bin" / "python"), "-c", SFGP_LAUNCH, str(theirs_port)]
     theirs_env = {"STAC_FASTAPI_GEOPARQUET_HREF": str(parquet)}
     with (
         server("ours", ours_argv, ours_port, {"PYTHONPATH": os.pathsep.join(sys.path)}),

@@ -276,3 +276,32 @@ def test_verify_statistics(stores, tmp_path):
     assert len(problems) == 2, problems
     assert "column 'bbox' block 2 (rows 500..750): bbox [0.0, 0.0, 0.1, 0.1] does not contain" in problems[0]
     assert "column 'n' block 0 (rows 0..250): max -1 is below the data's " in problems[1]
+
+
+@pytest.mark.parametrize("host", ["sedonadb", "datafusion"])
+def test_row_number_column_selects_rows_and_orders_the_scan(hosts, stores, host):
+    """The ``row_number`` option adds each row's position; tests of it read only those rows,
+    and ordering by it needs no sort (a keyset page reads from its position on)."""
+    con = hosts[host]
+    uri = stores["stats"]
+    table = f"""sd_read_zarr_meta('{uri}', '{{"row_number": "_row"}}')"""
+    full = collect(con, f"SELECT * FROM sd_read_zarr_meta('{uri}')")
+    numbered = collect(con, f"SELECT * FROM {table} ORDER BY _row")
+    assert numbered.schema.field("_row").type == pa.uint64() and numbered.column_names[-1] == "_row"
+    assert numbered.column("_row").to_pylist() == list(range(N))
+    assert numbered.drop_columns(["_row"]).column("id").to_pylist() == full.column("id").to_pylist()
+    ids = full.column("id").to_pylist()
+    got = collect(con, f"SELECT _row, id FROM {table} WHERE _row > 2490 AND _row <= 2510 ORDER BY _row")
+    assert got.column("_row").to_pylist() == list(range(2491, 2511))
+    assert got.column("id").to_pylist() == ids[2491:2511]
+    got = collect(con, f"SELECT id FROM {table} WHERE _row IN (7, 2999, 1234, 5000) ORDER BY _row")
+    assert got.column("id").to_pylist() == [ids[7], ids[1234], ids[2999]]
+    # A page after a position, with a filter: the first matches after it, in order.
+    cloud = full.column("cloud_cover").to_numpy(zero_copy_only=False)
+    expected = [i for i in range(1000, N) if cloud[i] < 20][:5]
+    query = f"SELECT _row FROM {table} WHERE cloud_cover < 20 AND _row >= 1000 ORDER BY _row LIMIT 5"
+    assert collect(con, query).column("_row").to_pylist() == expected
+    plan = "\n".join(collect(con, f"EXPLAIN {query}").column("plan").to_pylist())
+    assert "SortExec" not in plan, plan
+    with pytest.raises(Exception, match="'row_number' column 'id' is already an array"):
+        collect(con, f"""SELECT * FROM sd_read_zarr_meta('{uri}', '{{"row_number": "id"}}')""")

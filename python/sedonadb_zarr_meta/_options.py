@@ -96,7 +96,7 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise ValueError(f"option 'max_concurrency' must be at most {MAX_CONCURRENCY}, got {value!r}")
         elif key == "storage_options":
             value = _storage_options(value)
-        elif key in _VERSION_KEYS:
+        elif key in _VERSION_KEYS or key == "row_number":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"option {key!r} must be a non-empty string, got {value!r}")
         out[key] = value

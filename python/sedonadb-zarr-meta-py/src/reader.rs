@@ -44,10 +44,10 @@ impl MetaTable {
         self.group.num_rows
     }
 
-    /// Column names in schema order.
+    /// Column names in schema order (the row-number column last, when asked for).
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.group.columns.iter().map(|c| c.name.clone()).collect()
+        self.group.schema.fields().iter().map(|f| f.name().clone()).collect()
     }
 
     /// Per column, the rows of each of its chunks, in order.

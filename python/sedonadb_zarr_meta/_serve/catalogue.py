@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from sedonadb_zarr_meta._stac import ASSET_COLUMNS
 
-__all__ = ["Catalogue", "Column", "sql_string"]
+__all__ = ["ROW", "Catalogue", "Column", "sql_string"]
 
 #: Item members kept as columns of their own (everything else is a property).
 TOP_LEVEL = ("id", "collection", "stac_version", "stac_extensions", "bbox", "geometry", "assets")
@@ -27,6 +27,9 @@ TOP_LEVEL = ("id", "collection", "stac_version", "stac_extensions", "bbox", "geo
 COLLECTIONS_ATTRIBUTE = "zarr_meta:collections"
 #: Seconds the collections computed from the data are kept before they are computed again.
 COLLECTIONS_TTL = 30.0
+#: The column every query of the server sees besides the group's: each item's position in the
+#: group (the ``row_number`` read option), the order of search results and of their page tokens.
+ROW = "zarr_meta:row"
 
 
 def sql_string(text: str) -> str:
@@ -94,6 +97,7 @@ class Catalogue:
     def _table_sql(self, options: Mapping[str, Any]) -> str:
         from sedonadb_zarr_meta import options_json
 
+        options = {**options, "row_number": ROW}
         return f"sd_read_zarr_meta({sql_string(self.uri)}, {sql_string(options_json(options) or '{}')})"
 
     def _branch(self) -> str | None:

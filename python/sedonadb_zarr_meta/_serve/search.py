@@ -2,9 +2,11 @@
 
 ``bbox``/``intersects`` become ``ST_Intersects`` with a literal tagged ``ST_SetSRID(…, 4326)``;
 ``datetime`` a range on the time columns; ``collections``/``ids`` an ``IN``; the filter the
-rewritten SQL of :mod:`cql`. Results are ordered by the sort keys, then ``collection`` and
-``id`` (a total order), and a page token holds the last row's keys: the next page is the rows
-after them, never an offset, so every page costs what the first does.
+rewritten SQL of :mod:`cql`. Results are ordered by the sort keys, then by each item's position
+in the group (:data:`~catalogue.ROW`, a total order the store gives for free), and a page token
+holds the last row's keys: the next page is the rows after them, never an offset. Without a
+``sortby`` the order is the group's own, which the scan already follows: a page reads only the
+rows after the token's position, so page 500 costs what page 1 does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sedonadb_zarr_meta._serve import cql
-from sedonadb_zarr_meta._serve.catalogue import Catalogue, quote, sql_string
+from sedonadb_zarr_meta._serve.catalogue import ROW, Catalogue, quote, sql_string
 from sedonadb_zarr_meta._stac import parse_datetime
 
 __all__ = ["MAX_LIMIT", "Search", "SearchError", "run_search"]
@@ -148,7 +150,7 @@ def where_sql(catalogue: Catalogue, search: Search) -> list[str]:
 
 
 def sort_keys(catalogue: Catalogue, search: Search) -> list[tuple[str, bool]]:
-    """``(column, descending)`` of the requested order, then ``collection`` and ``id``."""
+    """``(column, descending)`` of the requested order, then the position in the group."""
     keys: list[tuple[str, bool]] = []
     for name, direction in search.sortby:
         column = cql.column_name(name)
@@ -160,9 +162,7 @@ def sort_keys(catalogue: Catalogue, search: Search) -> list[tuple[str, bool]]:
             raise SearchError(f"sort direction of {name!r} is asc or desc, got {direction!r}")
         if column not in (k for k, _ in keys):
             keys.append((column, direction == "desc"))
-    for column in ("collection", "id"):
-        if column not in (k for k, _ in keys):
-            keys.append((column, False))
+    keys.append((ROW, False))
     return keys
 
 
@@ -197,25 +197,44 @@ def make_token(keys: list[tuple[str, bool]], row: dict[str, Any], snapshot: str 
     body: dict[str, Any] = {
         "k": [name for name, _ in keys],
         "v": [_encode_value(row[name]) for name, _ in keys],
+        # The last item's id, checked against the item at its position when the token is used:
+        # a store rewritten in between (positions moved) is an error, not a shifted page.
+        "i": row["id"],
     }
     if snapshot is not None:
         body["s"] = snapshot
     return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def read_token(token: str, keys: list[tuple[str, bool]]) -> tuple[list[Any], str | None]:
-    """The sort keys of the last row of the previous page, and the snapshot it was read at."""
+@dataclass
+class Token:
+    """What a page token says: the last row's sort keys (its position last), its id, and the
+    snapshot the search reads."""
+
+    values: list[Any]
+    last_id: Any
+    snapshot: str | None
+
+    @property
+    def position(self) -> int:
+        return self.values[-1]
+
+
+def read_token(token: str, keys: list[tuple[str, bool]]) -> Token:
     try:
         body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        names, values = body["k"], body["v"]
+        names, values, last_id = body["k"], body["v"], body["i"]
     except Exception:
         raise SearchError("invalid page token") from None
     if names != [name for name, _ in keys] or len(values) != len(keys):
         raise SearchError("the page token belongs to another sort order")
+    position = values[-1]
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        raise SearchError("invalid page token")
     snapshot = body.get("s")
     if snapshot is not None and (not isinstance(snapshot, str) or not snapshot.isalnum()):
         raise SearchError("invalid page token")
-    return values, snapshot
+    return Token(values, last_id, snapshot)
 
 
 def keyset_sql(keys: list[tuple[str, bool]], values: list[Any], nullable: set[str] | None = None) -> str:
@@ -247,18 +266,19 @@ def run_search(
     """The rows of one page (an Arrow table of the group's ``columns``, all by default) and the
     next page's token.
 
-    Two queries: the page's keys first (only the sort columns are decoded for every row that
-    matches), then the page's rows by ``id`` (whole rows are decoded only in the chunks that hold
-    them).
+    Two queries: the page's positions first (only the filter and sort columns are decoded; with
+    no ``sortby`` the scan is already in order and stops at the page's last match), then the
+    page's rows by position (whole rows are decoded only in the chunks that hold them).
     """
     if not 1 <= search.limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {search.limit}")
     keys = sort_keys(catalogue, search)
     where = where_sql(catalogue, search)
-    if search.token:
-        values, snapshot = read_token(search.token, keys)
+    token = read_token(search.token, keys) if search.token else None
+    if token is not None:
         nullable = {name for name, column in catalogue.columns.items() if column.nullable}
-        where.append(keyset_sql(keys, values, nullable))
+        where.append(keyset_sql(keys, token.values, nullable))
+        snapshot = token.snapshot
     else:
         # On an Icechunk branch, every page of this search reads the snapshot page 1 read.
         snapshot = catalogue.snapshot()
@@ -271,37 +291,41 @@ def run_search(
     try:
         page = catalogue.query(sql, snapshot)
     except (FileNotFoundError, ValueError):
-        if not search.token or snapshot is None:
+        if token is None or snapshot is None:
             raise
         raise SearchError("the page token names a snapshot this repository does not have") from None
     more = page.num_rows > search.limit
     page = page.slice(0, search.limit)
-    token = None
+    positions = page.column(ROW).to_pylist()
+    rows = _rows(catalogue, positions, columns, snapshot, token)
+    next_token = None
     if more:
-        token = make_token(keys, page.slice(page.num_rows - 1).to_pylist()[0], snapshot)
-    return _rows(catalogue, page, columns, snapshot), token
+        last = {name: page.column(name)[page.num_rows - 1].as_py() for name, _ in keys}
+        last["id"] = rows.column("id")[rows.num_rows - 1].as_py()
+        next_token = make_token(keys, last, snapshot)
+    return rows, next_token
 
 
-def _rows(catalogue: Catalogue, page: Any, columns: list[str] | None, snapshot: str | None) -> Any:
-    """The rows of ``page`` (``collection`` and ``id`` of each, in order), all their columns."""
+def _rows(
+    catalogue: Catalogue, positions: list[int], columns: list[str] | None, snapshot: str | None, token: Token | None
+) -> Any:
+    """The rows at ``positions`` (in that order) with their ``columns`` (all by default, and
+    ``id``), having checked that the token's last item is still at its position."""
     import pyarrow as pa
 
-    pairs = list(zip(page.column("collection").to_pylist(), page.column("id").to_pylist()))
     wanted = list(catalogue.columns) if columns is None else [c for c in catalogue.columns if c in columns]
     for required in ("collection", "id"):
         if required not in wanted:
             wanted.append(required)
-    select = ", ".join(quote(c) for c in wanted)
-    if not pairs:
-        return catalogue.query(f"SELECT {select} FROM {{meta}} LIMIT 0", snapshot)
-    ids = sorted({i for _, i in pairs})
-    collections = sorted({c for c, _ in pairs if c is not None})
-    where = [_in("id", ids, "ids")]
-    if collections and len(collections) == len({c for c, _ in pairs}):
-        where.append(_in("collection", collections, "collections"))
-    rows = catalogue.query(f"SELECT {select} FROM {{meta}} WHERE {' AND '.join(where)}", snapshot)
-    positions: dict[tuple[Any, Any], list[int]] = {}
-    for n, pair in enumerate(zip(rows.column("collection").to_pylist(), rows.column("id").to_pylist())):
-        positions.setdefault(pair, []).append(n)
-    order = [positions[pair].pop(0) for pair in pairs if positions.get(pair)]
-    return rows.take(pa.array(order, pa.int64()))
+    select = ", ".join(quote(c) for c in [*wanted, ROW])
+    wanted_positions = sorted({*positions, *([token.position] if token else [])})
+    if not wanted_positions:
+        return catalogue.query(f"SELECT {select} FROM {{meta}} LIMIT 0", snapshot).drop_columns([ROW])
+    where = f"{quote(ROW)} IN ({', '.join(str(int(p)) for p in wanted_positions)})"
+    rows = catalogue.query(f"SELECT {select} FROM {{meta}} WHERE {where}", snapshot)
+    at = {p: n for n, p in enumerate(rows.column(ROW).to_pylist())}
+    if token is not None:
+        previous = at.get(token.position)
+        if previous is None or rows.column("id")[previous].as_py() != token.last_id:
+            raise SearchError("the catalogue was rewritten since this search began: run it again from its first page")
+    return rows.take(pa.array([at[p] for p in positions], pa.int64())).drop_columns([ROW])

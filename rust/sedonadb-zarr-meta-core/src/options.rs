@@ -38,7 +38,7 @@ pub const MAX_CONCURRENCY: usize = 4096;
 pub const MAX_OPTIONS_BYTES: usize = 1 << 20;
 
 /// The option keys accepted everywhere, in documentation order.
-pub const OPTION_KEYS: [&str; 12] = [
+pub const OPTION_KEYS: [&str; 13] = [
     "group",
     "arrays",
     "geometry_columns",
@@ -51,6 +51,7 @@ pub const OPTION_KEYS: [&str; 12] = [
     "branch",
     "tag",
     "snapshot",
+    "row_number",
 ];
 
 /// Object-store configuration (`storage_options`): object_store keys such as
@@ -130,6 +131,11 @@ pub struct ReadOptions {
     /// Icechunk repositories: read this snapshot (its id).
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// Add a column of this name holding each row's position in the group
+    /// (0-based, `UInt64`): filters on it select row ranges without reading,
+    /// and the scan is ordered by it.
+    #[serde(default)]
+    pub row_number: Option<String>,
 }
 
 fn default_max_concurrency() -> usize {
@@ -163,6 +169,7 @@ impl Default for ReadOptions {
             branch: None,
             tag: None,
             snapshot: None,
+            row_number: None,
         }
     }
 }
@@ -215,6 +222,9 @@ impl ReadOptions {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.row_number.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(ZarrMetaError::InvalidOption("'row_number' must name a column".into()));
+        }
         if self.batch_size == 0 {
             return Err(ZarrMetaError::InvalidOption("'batch_size' must be a positive integer".into()));
         }

@@ -99,6 +99,15 @@ impl MetaGroup {
             open_columns(&place, &storage, selected, &attributes, &options)?;
         attach_validity(&source, &storage, &place.prefix, &mut columns, &mut fields, nested, &options)?;
         let stats = ChunkStats::from_attributes(&attributes, num_rows, &columns);
+        if let Some(name) = &options.row_number {
+            if fields.iter().any(|f| f.name() == name) {
+                return Err(ZarrMetaError::InvalidOption(format!(
+                    "'row_number' column '{name}' is already an array of group '{}' in {}",
+                    place.group, place.store
+                )));
+            }
+            fields.push(Field::new(name, arrow_schema::DataType::UInt64, false));
+        }
         // Without consolidated metadata the arrays' own documents, and the
         // group's directory (an array added changes it), describe the group.
         let mut dirs = Vec::new();
@@ -121,9 +130,25 @@ impl MetaGroup {
         })
     }
 
-    /// Index of the column called `name`.
+    /// Index of the array column called `name`.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Schema index of the row-number column (after the arrays' columns),
+    /// when the `row_number` option asks for one.
+    pub fn row_number_index(&self) -> Option<usize> {
+        self.options.row_number.as_ref().map(|_| self.columns.len())
+    }
+
+    /// Whether schema index `i` is the row-number column.
+    pub fn is_row_number(&self, i: usize) -> bool {
+        self.row_number_index() == Some(i)
+    }
+
+    /// Number of columns in the schema (the arrays, and the row number if asked).
+    pub fn width(&self) -> usize {
+        self.schema.fields().len()
     }
 }
 

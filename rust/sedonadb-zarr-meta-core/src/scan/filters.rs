@@ -52,8 +52,14 @@ fn collect(group: &MetaGroup, expr: &Expr, out: &mut Vec<Predicate>) {
     }
 }
 
+/// The comparison domain of the row-number column.
+const ROW_NUMBER_KIND: ColumnKind = ColumnKind::Primitive(arrow_schema::DataType::UInt64);
+
 fn column_of<'g>(group: &'g MetaGroup, expr: &Expr) -> Option<(usize, &'g ColumnKind)> {
     let Expr::Column(Column { name, .. }) = expr else { return None };
+    if group.options.row_number.as_ref() == Some(name) {
+        return Some((group.row_number_index()?, &ROW_NUMBER_KIND));
+    }
     let i = group.column_index(name)?;
     Some((i, &group.columns[i].kind))
 }

@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use crate::metadata::MetaGroup;
-use crate::scan::predicate::Predicate;
+use crate::metadata::{Lit, MetaGroup};
+use crate::scan::predicate::{Bound, Predicate, Test};
 
 /// Split `rows` at every chunk boundary of the projected columns and every
 /// `batch_size` rows after a boundary.
@@ -18,7 +18,8 @@ pub(super) fn plan_pieces(
 ) -> VecDeque<Range<u64>> {
     let mut cuts: Vec<u64> = projection
         .iter()
-        .flat_map(|&c| group.columns[c].chunk_bounds.iter().copied())
+        .filter_map(|&c| group.columns.get(c))
+        .flat_map(|column| column.chunk_bounds.iter().copied())
         .filter(|b| *b > rows.start && *b < rows.end)
         .collect();
     cuts.push(rows.end);
@@ -37,7 +38,8 @@ pub(super) fn plan_pieces(
 }
 
 /// The parts of `rows` (clamped to the group) whose statistics do not rule
-/// out a match of every one of `predicates`.
+/// out a match of every one of `predicates`. Tests of the row-number column
+/// select their rows exactly, without statistics.
 pub(super) fn candidate_ranges(
     group: &MetaGroup,
     predicates: &[Predicate],
@@ -45,10 +47,102 @@ pub(super) fn candidate_ranges(
 ) -> Vec<Range<u64>> {
     let end = rows.end.min(group.num_rows);
     let start = rows.start.min(end);
-    match &group.stats {
-        Some(stats) if !predicates.is_empty() => stats.prune(predicates, start..end),
-        _ => std::iter::once(start..end).collect(),
+    let (by_position, by_value): (Vec<&Predicate>, Vec<&Predicate>) =
+        predicates.iter().partition(|p| group.is_row_number(p.column));
+    let mut ranges = vec![start..end];
+    for p in by_position {
+        ranges = intersect(&ranges, &positions(&p.test));
     }
+    let by_value: Vec<Predicate> = by_value.into_iter().cloned().collect();
+    match &group.stats {
+        Some(stats) if !by_value.is_empty() => ranges.into_iter().flat_map(|r| stats.prune(&by_value, r)).collect(),
+        _ => ranges.into_iter().filter(|r| r.start < r.end).collect(),
+    }
+}
+
+/// The row positions that may pass `test` on the row-number column, as
+/// sorted, disjoint ranges (a test it cannot bound keeps every row).
+fn positions(test: &Test) -> Vec<Range<u64>> {
+    const ALL: Range<u64> = 0..u64::MAX;
+    match test {
+        Test::Range { lower, upper } => {
+            let start = lower.as_ref().map_or(Some(0), |b| first_position(b));
+            let end = upper.as_ref().map_or(Some(u64::MAX), |b| end_position(b));
+            match (start, end) {
+                (Some(s), Some(e)) if s < e => vec![s..e],
+                (Some(_), Some(_)) => Vec::new(),
+                _ => vec![ALL],
+            }
+        }
+        Test::In(values) => {
+            let mut rows: Vec<u64> = Vec::with_capacity(values.len());
+            for value in values {
+                match value {
+                    Lit::Int(v) => rows.extend(u64::try_from(*v).ok()),
+                    Lit::Float(f) if f.is_finite() && f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19 => {
+                        rows.push(*f as u64)
+                    }
+                    Lit::Float(f) if !f.is_nan() => {} // matches no position
+                    _ => return vec![ALL],
+                }
+            }
+            rows.sort_unstable();
+            rows.dedup();
+            let mut out: Vec<Range<u64>> = Vec::new();
+            for row in rows {
+                match out.last_mut() {
+                    Some(prev) if prev.end == row => prev.end = row + 1,
+                    _ => out.push(row..row.saturating_add(1)),
+                }
+            }
+            out
+        }
+        Test::BBox(_) => vec![ALL],
+    }
+}
+
+/// The first position at or after a lower bound; `None` when it cannot be told.
+fn first_position(bound: &Bound) -> Option<u64> {
+    let first = match bound.value {
+        Lit::Int(v) if bound.inclusive => v,
+        Lit::Int(v) => v.saturating_add(1),
+        Lit::Float(f) if f.is_nan() => return None,
+        Lit::Float(f) if bound.inclusive => f.ceil().clamp(-1.0, 2e19) as i128,
+        Lit::Float(f) => f.floor().clamp(-1.0, 2e19) as i128 + 1,
+        Lit::Str(_) => return None,
+    };
+    Some(first.clamp(0, u64::MAX as i128) as u64)
+}
+
+/// The position after the last one an upper bound admits; `None` when it
+/// cannot be told.
+fn end_position(bound: &Bound) -> Option<u64> {
+    let end = match bound.value {
+        Lit::Int(v) if bound.inclusive => v.saturating_add(1),
+        Lit::Int(v) => v,
+        Lit::Float(f) if f.is_nan() => return None,
+        Lit::Float(f) if bound.inclusive => f.floor().clamp(-2.0, 2e19) as i128 + 1,
+        Lit::Float(f) => f.ceil().clamp(-1.0, 2e19) as i128,
+        Lit::Str(_) => return None,
+    };
+    Some(end.clamp(0, u64::MAX as i128) as u64)
+}
+
+/// The rows in both `a` and `b` (each sorted and disjoint).
+fn intersect(a: &[Range<u64>], b: &[Range<u64>]) -> Vec<Range<u64>> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let (start, end) = (a[i].start.max(b[j].start), a[i].end.min(b[j].end));
+        if start < end {
+            out.push(start..end);
+        }
+        if a[i].end < b[j].end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
 }
 
 /// The first `n` rows of `ranges`.
@@ -80,10 +174,16 @@ pub fn partition_ranges(
     limit: Option<usize>,
 ) -> Vec<Vec<Range<u64>>> {
     let mut candidates = candidate_ranges(group, predicates, 0..group.num_rows);
-    if let (true, Some(limit)) = (predicates.is_empty(), limit) {
+    // Row-number tests are exact on the candidates: a limit still keeps the first rows.
+    if let (true, Some(limit)) = (predicates.iter().all(|p| group.is_row_number(p.column)), limit) {
         candidates = first_rows(candidates, limit as u64);
     }
-    let column = projection.first().or(predicates.first().map(|p| &p.column)).copied().unwrap_or(0);
+    let column = projection
+        .iter()
+        .chain(predicates.iter().map(|p| &p.column))
+        .find(|c| !group.is_row_number(**c))
+        .copied()
+        .unwrap_or(0);
     let bounds: &[u64] = match group.columns.get(column) {
         Some(c) if partitions > 1 => &c.chunk_bounds,
         _ => return vec![candidates],

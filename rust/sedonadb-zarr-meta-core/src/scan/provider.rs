@@ -10,14 +10,15 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{SchemaRef, SortOptions};
 use async_trait::async_trait;
 use datafusion_catalog::{Session, TableProvider};
 use datafusion_common::stats::Precision;
 use datafusion_common::{DataFusionError, Result as DFResult, Statistics};
 use datafusion_execution::{SendableRecordBatchStream, TaskContext};
 use datafusion_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion_physical_expr::EquivalenceProperties;
+use datafusion_physical_expr::expressions::Column;
+use datafusion_physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion_physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion_physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
@@ -152,7 +153,7 @@ impl ZarrMetaTable {
         if parts.num_rows != self.group.num_rows {
             return Err(changed(format!("{} rows, planned with {}", self.group.num_rows, parts.num_rows)));
         }
-        let n = self.group.columns.len();
+        let n = self.group.width();
         if parts.projection.len() != parts.columns.len() || parts.projection.iter().any(|&c| c >= n) {
             return Err(DataFusionError::Plan(format!("{store}: a scan plan names columns the group lacks")));
         }
@@ -182,7 +183,7 @@ impl ZarrMetaTable {
         target_partitions: usize,
     ) -> DFResult<Arc<ZarrMetaExec>> {
         let projection: Vec<usize> =
-            projection.cloned().unwrap_or_else(|| (0..self.group.columns.len()).collect());
+            projection.cloned().unwrap_or_else(|| (0..self.group.width()).collect());
         let predicates: Vec<Predicate> = if self.pushdown() {
             filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
         } else {
@@ -202,7 +203,7 @@ impl ZarrMetaTable {
     ) -> DFResult<Arc<ZarrMetaExec>> {
         let schema = Arc::new(self.schema.project(&projection)?);
         Ok(Arc::new(ZarrMetaExec {
-            properties: ZarrMetaExec::properties(&schema, ranges.len()),
+            properties: ZarrMetaExec::properties(&schema, ranges.len(), self.group.options.row_number.as_deref()),
             group: self.group.clone(),
             projection,
             schema,
@@ -337,9 +338,19 @@ impl ZarrMetaExec {
         })
     }
 
-    fn properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+    /// Each partition emits its rows in group order: when the row-number
+    /// column is projected, its output is ordered by it, so a query ordered by
+    /// it (keyset paging) needs no sort.
+    fn properties(schema: &SchemaRef, partitions: usize, row_number: Option<&str>) -> Arc<PlanProperties> {
+        let mut equivalence = EquivalenceProperties::new(schema.clone());
+        if let Some(i) = row_number.and_then(|name| schema.index_of(name).ok()) {
+            let column = Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>;
+            // Ascending; NULLS LAST is SQL's default for ascending, and the column has none.
+            let options = SortOptions { descending: false, nulls_first: false };
+            equivalence.add_ordering([PhysicalSortExpr::new(column, options)]);
+        }
         Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
+            equivalence,
             Partitioning::UnknownPartitioning(partitions.max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -352,7 +363,8 @@ impl ZarrMetaExec {
         let widest = self
             .projection
             .iter()
-            .filter_map(|&c| crate::metadata::widest_chunk(&self.group.columns[c].chunk_bounds))
+            .filter_map(|&c| self.group.columns.get(c))
+            .filter_map(|column| crate::metadata::widest_chunk(&column.chunk_bounds))
             .max()
             .unwrap_or(0);
         (widest as usize).div_ceil(batch_size.max(1)).clamp(2, MAX_CHANNEL_BATCHES)
@@ -361,7 +373,7 @@ impl ZarrMetaExec {
 
 impl DisplayAs for ZarrMetaExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<&str> = self.projection.iter().map(|i| self.group.columns[*i].name.as_str()).collect();
+        let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
         write!(
             f,
             "ZarrMetaExec: store={}, group={}, partitions={}, projection=[{}]",
@@ -500,6 +512,56 @@ mod tests {
         }
         out.sort_unstable();
         out
+    }
+
+    #[test]
+    fn row_numbers_select_rows_exactly_and_order_the_scan() {
+        use arrow_array::types::UInt64Type;
+        let dir = tempfile::tempdir().unwrap();
+        crate::testing::write_store(dir.path(), true);
+        let options = crate::options::ReadOptions { row_number: Some("_row".into()), ..Default::default() };
+        let group = Arc::new(MetaGroup::open(dir.path().to_str().unwrap(), options).unwrap());
+        let table = ZarrMetaTable::new(group.clone());
+        let row = group.row_number_index().unwrap();
+        assert_eq!(table.schema().field(row).name(), "_row");
+        assert_eq!(table.schema().field(row).data_type(), &arrow_schema::DataType::UInt64);
+        let rows = |exec: &ZarrMetaExec| -> Vec<(u64, i32)> {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut out = Vec::new();
+            for partition in 0..exec.ranges.len() {
+                let mut stream = exec.execute(partition, Arc::new(TaskContext::default())).unwrap();
+                while let Some(batch) = rt.block_on(stream.next()) {
+                    let batch = batch.unwrap();
+                    let r = batch.column_by_name("_row").unwrap().as_primitive::<UInt64Type>().clone();
+                    let n = batch.column_by_name("n").unwrap().as_primitive::<Int32Type>().clone();
+                    out.extend(r.values().iter().copied().zip(n.values().iter().copied()));
+                }
+            }
+            out
+        };
+        // Every row, numbered in group order (n holds 0..10 in order).
+        let exec = table.create_exec(Some(&vec![1, row]), &[], None, 2).unwrap();
+        assert_eq!(rows(&exec), (0..10).map(|i| (i, i as i32)).collect::<Vec<_>>());
+        // The scan declares its order, so ORDER BY _row needs no sort.
+        let ordering = exec.properties().output_ordering().expect("ordered by the row number");
+        assert_eq!(ordering.to_string(), "_row@1 ASC NULLS LAST");
+        // Tests of the row number select exactly those rows, without statistics.
+        let exec = table.create_exec(Some(&vec![1, row]), &[col("_row").gt(lit(6u64))], None, 2).unwrap();
+        assert_eq!(exec.ranges, [vec![7..8], vec![8..10]], "split at a chunk boundary of n");
+        assert_eq!(rows(&exec), [(7, 7), (8, 8), (9, 9)]);
+        let filter = col("_row").in_list(vec![lit(2i64), lit(3i64), lit(9i64), lit(40i64)], false);
+        let exec = table.create_exec(Some(&vec![1, row]), &[filter], None, 1).unwrap();
+        assert_eq!(exec.ranges, [vec![2..4, 9..10]]);
+        let between = col("_row").between(lit(2.5), lit(4.0));
+        let exec = table.create_exec(Some(&vec![row]), &[between, col("n").gt(lit(0))], None, 1).unwrap();
+        assert_eq!(exec.ranges, [vec![3..5]]);
+        // With only row-number tests, a LIMIT still reads just the first rows.
+        let exec = table.create_exec(Some(&vec![1, row]), &[col("_row").gt_eq(lit(4))], Some(2), 2).unwrap();
+        assert_eq!(rows(&exec), [(4, 4), (5, 5)]);
+        // A name the group already has is refused.
+        let clash = crate::options::ReadOptions { row_number: Some("n".into()), ..Default::default() };
+        let err = MetaGroup::open(dir.path().to_str().unwrap(), clash).unwrap_err().to_string();
+        assert!(err.contains("'row_number' column 'n' is already an array"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow_array::{Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow_array::{Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow_buffer::BooleanBuffer;
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
@@ -112,17 +112,20 @@ impl BatchReader {
         batch_size: usize,
         predicates: Vec<Predicate>,
     ) -> Result<Self> {
-        let projection = projection.unwrap_or_else(|| (0..group.columns.len()).collect());
+        let projection = projection.unwrap_or_else(|| (0..group.width()).collect());
         if let Some(bad) =
-            projection.iter().chain(predicates.iter().map(|p| &p.column)).find(|i| **i >= group.columns.len())
+            projection.iter().chain(predicates.iter().map(|p| &p.column)).find(|i| **i >= group.width())
         {
             return Err(ZarrMetaError::Unsupported(format!(
                 "{}: column index {bad} out of range for {} columns",
                 group.store,
-                group.columns.len()
+                group.width()
             )));
         }
         let schema = Arc::new(group.schema.project(&projection)?);
+        // Row-number tests were applied to `rows` exactly; the rest test values.
+        let predicates: Vec<Predicate> =
+            predicates.into_iter().filter(|p| !group.is_row_number(p.column)).collect();
         let mut columns: Vec<usize> = projection.clone();
         columns.extend(predicates.iter().map(|p| p.column));
         let mut pieces = VecDeque::new();
@@ -167,7 +170,7 @@ impl BatchReader {
     pub fn as_single_stream(self) -> Self {
         let chunks = 2 * rayon::current_num_threads() - 1;
         let per_chunk: u64 =
-            self.projection.iter().map(|&c| estimated_chunk_bytes(&self.group.columns[c])).sum();
+            self.projection.iter().filter_map(|&c| self.group.columns.get(c)).map(estimated_chunk_bytes).sum();
         if per_chunk.saturating_mul(chunks as u64) > SINGLE_STREAM_AHEAD_BYTES {
             return self;
         }
@@ -201,7 +204,8 @@ impl BatchReader {
     /// are requested too (`io_ahead`), within [`PREFETCH_BUDGET_BYTES`], so
     /// requests overlap each other and the decoding.
     fn load(&mut self, columns: &[usize], piece: &Range<u64>, prefetch: usize, io_ahead: bool) -> Result<()> {
-        let mut columns = columns.to_vec();
+        // The row-number column is made, not read.
+        let mut columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.group.columns.len()).collect();
         columns.sort_unstable();
         columns.dedup();
         let mut wanted: Vec<(usize, usize)> = Vec::new();
@@ -333,7 +337,7 @@ impl BatchReader {
         let keys: Vec<StoreKey> = self
             .projection
             .iter()
-            .filter(|c| !predicate_columns.contains(c))
+            .filter(|&&c| c < group.columns.len() && !predicate_columns.contains(&c))
             .filter(|&&c| {
                 !self.cache[c]
                     .iter()
@@ -363,7 +367,13 @@ impl BatchReader {
         // their other columns only once they are known to match.
         let io_ahead = self.predicates.is_empty() || self.group.stats.is_some();
         self.load(&projection, &piece, prefetch, io_ahead)?;
-        let arrays: Vec<ArrayRef> = projection.iter().map(|&c| self.slice(c, &piece)).collect();
+        let arrays: Vec<ArrayRef> = projection
+            .iter()
+            .map(|&c| match self.group.is_row_number(c) {
+                true => Arc::new(UInt64Array::from_iter_values(piece.clone())) as ArrayRef,
+                false => self.slice(c, &piece),
+            })
+            .collect();
         let options = RecordBatchOptions::new().with_row_count(Some((piece.end - piece.start) as usize));
         let mut batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
         // Only rows that may match reach the host, which applies the exact filter.
