@@ -266,9 +266,9 @@ def run_search(
     """The rows of one page (an Arrow table of the group's ``columns``, all by default) and the
     next page's token.
 
-    Two queries: the page's positions first (only the filter and sort columns are decoded; with
-    no ``sortby`` the scan is already in order and stops at the page's last match), then the
-    page's rows by position (whole rows are decoded only in the chunks that hold them).
+    The page's positions first (only the filter and sort columns are decoded; with no
+    ``sortby``, only in windows of rows after the token's position), then the page's rows by
+    position (whole rows are decoded only in the chunks that hold them).
     """
     if not 1 <= search.limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {search.limit}")
@@ -276,20 +276,18 @@ def run_search(
     where = where_sql(catalogue, search)
     token = read_token(search.token, keys) if search.token else None
     if token is not None:
-        nullable = {name for name, column in catalogue.columns.items() if column.nullable}
-        where.append(keyset_sql(keys, token.values, nullable))
         snapshot = token.snapshot
+        if search.sortby:
+            nullable = {name for name, column in catalogue.columns.items() if column.nullable}
+            where.append(keyset_sql(keys, token.values, nullable))
     else:
         # On an Icechunk branch, every page of this search reads the snapshot page 1 read.
         snapshot = catalogue.snapshot()
-    order = ", ".join(f"{quote(k)} {'DESC' if d else 'ASC'} NULLS LAST" for k, d in keys)
-    sql = (
-        f"SELECT {', '.join(quote(k) for k, _ in keys)} FROM {{meta}}"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY {order} LIMIT {search.limit + 1}"
-    )
     try:
-        page = catalogue.query(sql, snapshot)
+        if search.sortby:
+            page = _sorted_page(catalogue, keys, where, search.limit + 1, snapshot)
+        else:
+            page = _group_order_page(catalogue, where, token, search.limit + 1, snapshot)
     except (FileNotFoundError, ValueError):
         if token is None or snapshot is None:
             raise
@@ -304,6 +302,52 @@ def run_search(
         last["id"] = rows.column("id")[rows.num_rows - 1].as_py()
         next_token = make_token(keys, last, snapshot)
     return rows, next_token
+
+
+def _sorted_page(
+    catalogue: Catalogue, keys: list[tuple[str, bool]], where: list[str], n: int, snapshot: str | None
+) -> Any:
+    """The sort keys and positions of the first ``n`` matches in the order of ``keys``."""
+    order = ", ".join(f"{quote(k)} {'DESC' if d else 'ASC'} NULLS LAST" for k, d in keys)
+    sql = (
+        f"SELECT {', '.join(quote(k) for k, _ in keys)} FROM {{meta}}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY {order} LIMIT {n}"
+    )
+    return catalogue.query(sql, snapshot)
+
+
+#: Rows after a page token's position that the first query of a page in group order tests (then
+#: 16 times as many, then the rest): a page reads about as far as its matches reach, not to the
+#: end of the group (the hosts sort a scan's output even when it is already in order).
+FIRST_WINDOW = 16_384
+
+
+def _group_order_page(
+    catalogue: Catalogue, where: list[str], token: Token | None, n: int, snapshot: str | None
+) -> Any:
+    """The positions of the first ``n`` matches after the token's position, in group order."""
+    import pyarrow as pa
+
+    start = token.position + 1 if token is not None else 0
+    window = max(FIRST_WINDOW, 64 * n)
+    row = quote(ROW)
+    parts = []
+    found = 0
+    for attempt in range(3):
+        bounded = attempt < 2
+        tests = [*where, f"{row} >= {start}"] + ([f"{row} < {start + window}"] if bounded else [])
+        part = catalogue.query(
+            f"SELECT {row} FROM {{meta}} WHERE {' AND '.join(tests)} ORDER BY {row} LIMIT {n - found}",
+            snapshot,
+        )
+        parts.append(part)
+        found += part.num_rows
+        if found >= n:
+            break
+        start += window
+        window *= 16
+    return pa.concat_tables(parts)
 
 
 def _rows(
