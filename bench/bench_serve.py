@@ -46,15 +46,19 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from bench_common import rustac_cli, side_venv  # noqa: E402
 from s3proxy import free_port  # noqa: E402  (the test servers' ports, below the ephemeral range)
 
-#: stac-fastapi-geoparquet with the only stac-fastapi it imports with, and DuckDB's spatial
-#: extension as a wheel (by default it downloads the extension at start-up).
+#: stac-fastapi-geoparquet with the only stac-fastapi it imports with, and the DuckDB extensions
+#: its rustac client loads, as wheels (by default it downloads them at start-up): rustac 0.9.6 is
+#: the newest whose DuckDB (1.4.4) has extension wheels; later ones embed DuckDB 1.5.
 SFGP_PACKAGES = [
     "stac-fastapi-geoparquet==0.0.7",
     "stac-fastapi.api==6.2.1",
     "stac-fastapi.types==6.2.1",
     "stac-fastapi.extensions==6.2.1",
-    "rustac==0.9.18",
+    "fastapi==0.115.14",  # later ones refuse the settings argument stac-fastapi-geoparquet passes
+    "rustac==0.9.6",
     "duckdb-ext-spatial==1.4.4.20260205",
+    "duckdb-ext-icu==1.4.4.20260205",
+    "duckdb-ext-parquet==1.4.4.20260205",
     "uvicorn",
 ]
 
