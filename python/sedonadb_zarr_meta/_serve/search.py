@@ -229,7 +229,7 @@ def read_token(token: str, keys: list[tuple[str, bool]]) -> Token:
     if names != [name for name, _ in keys] or len(values) != len(keys):
         raise SearchError("the page token belongs to another sort order")
     position = values[-1]
-    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < 2**62:
         raise SearchError("invalid page token")
     snapshot = body.get("s")
     if snapshot is not None and (not isinstance(snapshot, str) or not snapshot.isalnum()):
@@ -283,22 +283,32 @@ def run_search(
     else:
         # On an Icechunk branch, every page of this search reads the snapshot page 1 read.
         snapshot = catalogue.snapshot()
+    n = search.limit + 1
     try:
         if search.sortby:
-            page = _sorted_page(catalogue, keys, where, search.limit + 1, snapshot)
+            page = _sorted_page(catalogue, keys, where, n, snapshot)
+        elif where:
+            page = _group_order_page(catalogue, where, token, n, snapshot)
         else:
-            page = _group_order_page(catalogue, where, token, search.limit + 1, snapshot)
-    except (FileNotFoundError, ValueError):
-        if token is None or snapshot is None:
+            # Nothing to test: the page is the next positions (those the group has), one query.
+            start = token.position + 1 if token is not None else 0
+            page = None
+            rows = _rows(catalogue, list(range(start, start + n)), columns, snapshot, token, missing_ok=True)
+        if page is not None:
+            rows = _rows(catalogue, page.column(ROW).to_pylist()[: search.limit], columns, snapshot, token)
+    except (FileNotFoundError, ValueError) as e:
+        if token is None or snapshot is None or isinstance(e, SearchError):
             raise
         raise SearchError("the page token names a snapshot this repository does not have") from None
-    more = page.num_rows > search.limit
-    page = page.slice(0, search.limit)
-    positions = page.column(ROW).to_pylist()
-    rows = _rows(catalogue, positions, columns, snapshot, token)
+    if page is None:
+        more = rows.num_rows > search.limit
+        rows = rows.slice(0, search.limit)
+        last: dict[str, Any] = {ROW: start + rows.num_rows - 1}
+    else:
+        more = page.num_rows > search.limit
+        last = {name: page.column(name)[search.limit - 1].as_py() for name, _ in keys} if more else {}
     next_token = None
     if more:
-        last = {name: page.column(name)[page.num_rows - 1].as_py() for name, _ in keys}
         last["id"] = rows.column("id")[rows.num_rows - 1].as_py()
         next_token = make_token(keys, last, snapshot)
     return rows, next_token
@@ -351,10 +361,16 @@ def _group_order_page(
 
 
 def _rows(
-    catalogue: Catalogue, positions: list[int], columns: list[str] | None, snapshot: str | None, token: Token | None
+    catalogue: Catalogue,
+    positions: list[int],
+    columns: list[str] | None,
+    snapshot: str | None,
+    token: Token | None,
+    missing_ok: bool = False,
 ) -> Any:
-    """The rows at ``positions`` (in that order) with their ``columns`` (all by default, and
-    ``id``), having checked that the token's last item is still at its position."""
+    """The rows at ``positions`` (in that order; with ``missing_ok``, those the group has) with
+    their ``columns`` (all by default, and ``id``), having checked that the token's last item is
+    still at its position."""
     import pyarrow as pa
 
     wanted = list(catalogue.columns) if columns is None else [c for c in catalogue.columns if c in columns]
@@ -372,4 +388,5 @@ def _rows(
         previous = at.get(token.position)
         if previous is None or rows.column("id")[previous].as_py() != token.last_id:
             raise SearchError("the catalogue was rewritten since this search began: run it again from its first page")
-    return rows.take(pa.array([at[p] for p in positions], pa.int64())).drop_columns([ROW])
+    order = [at[p] for p in positions if not missing_ok or p in at]
+    return rows.take(pa.array(order, pa.int64())).drop_columns([ROW])
