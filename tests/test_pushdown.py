@@ -290,6 +290,8 @@ def test_row_number_column_selects_rows_and_orders_the_scan(hosts, stores, host)
     assert numbered.schema.field("_row").type == pa.uint64() and numbered.column_names[-1] == "_row"
     assert numbered.column("_row").to_pylist() == list(range(N))
     assert numbered.drop_columns(["_row"]).column("id").to_pylist() == full.column("id").to_pylist()
+    tail = pa.table(open_meta(uri, row_number="_row").scan(start=N - 10))
+    assert tail.column("_row").to_pylist() == list(range(N - 10, N))
     ids = full.column("id").to_pylist()
     got = collect(con, f"SELECT _row, id FROM {table} WHERE _row > 2490 AND _row <= 2510 ORDER BY _row")
     assert got.column("_row").to_pylist() == list(range(2491, 2511))
