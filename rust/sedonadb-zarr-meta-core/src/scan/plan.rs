@@ -55,7 +55,9 @@ pub(super) fn candidate_ranges(
     }
     let by_value: Vec<Predicate> = by_value.into_iter().cloned().collect();
     match &group.stats {
-        Some(stats) if !by_value.is_empty() => ranges.into_iter().flat_map(|r| stats.prune(&by_value, r)).collect(),
+        Some(stats) if !by_value.is_empty() => {
+            ranges.into_iter().flat_map(|r| stats.prune(&by_value, r)).collect()
+        }
         _ => ranges.into_iter().filter(|r| r.start < r.end).collect(),
     }
 }

@@ -182,8 +182,7 @@ impl ZarrMetaTable {
         limit: Option<usize>,
         target_partitions: usize,
     ) -> DFResult<Arc<ZarrMetaExec>> {
-        let projection: Vec<usize> =
-            projection.cloned().unwrap_or_else(|| (0..self.group.width()).collect());
+        let projection: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.group.width()).collect());
         let predicates: Vec<Predicate> = if self.pushdown() {
             filters.iter().flat_map(|f| predicates_of(&self.group, f)).collect()
         } else {
@@ -203,7 +202,11 @@ impl ZarrMetaTable {
     ) -> DFResult<Arc<ZarrMetaExec>> {
         let schema = Arc::new(self.schema.project(&projection)?);
         Ok(Arc::new(ZarrMetaExec {
-            properties: ZarrMetaExec::properties(&schema, ranges.len(), self.group.options.row_number.as_deref()),
+            properties: ZarrMetaExec::properties(
+                &schema,
+                ranges.len(),
+                self.group.options.row_number.as_deref(),
+            ),
             group: self.group.clone(),
             projection,
             schema,

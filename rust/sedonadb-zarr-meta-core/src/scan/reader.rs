@@ -169,8 +169,12 @@ impl BatchReader {
     /// [`SINGLE_STREAM_AHEAD_BYTES`].
     pub fn as_single_stream(self) -> Self {
         let chunks = 2 * rayon::current_num_threads() - 1;
-        let per_chunk: u64 =
-            self.projection.iter().filter_map(|&c| self.group.columns.get(c)).map(estimated_chunk_bytes).sum();
+        let per_chunk: u64 = self
+            .projection
+            .iter()
+            .filter_map(|&c| self.group.columns.get(c))
+            .map(estimated_chunk_bytes)
+            .sum();
         if per_chunk.saturating_mul(chunks as u64) > SINGLE_STREAM_AHEAD_BYTES {
             return self;
         }
@@ -205,7 +209,8 @@ impl BatchReader {
     /// requests overlap each other and the decoding.
     fn load(&mut self, columns: &[usize], piece: &Range<u64>, prefetch: usize, io_ahead: bool) -> Result<()> {
         // The row-number column is made, not read.
-        let mut columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.group.columns.len()).collect();
+        let mut columns: Vec<usize> =
+            columns.iter().copied().filter(|&c| c < self.group.columns.len()).collect();
         columns.sort_unstable();
         columns.dedup();
         let mut wanted: Vec<(usize, usize)> = Vec::new();
