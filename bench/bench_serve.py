@@ -401,7 +401,9 @@ def main() -> None:
     sfgp = side_venv("sfgp", SFGP_PACKAGES, "stac-fastapi-geoparquet 0.0.7 (stac-fastapi 6.2)")
     rustac = rustac_cli()
     if sfgp is None or rustac is None:
-        raise SystemExit("stac-fastapi-geoparquet or rustac could not be installed (see pip's messages above)")
+        raise SystemExit(
+            "stac-fastapi-geoparquet or rustac could not be installed (see pip's messages above)"
+        )
     print(
         f"== STAC API searches on {args.items:,} items: zarr-meta serve vs stac-fastapi-geoparquet 0.0.7 =="
     )

@@ -304,7 +304,9 @@ def test_row_number_column_selects_rows_and_orders_the_scan(hosts, stores, host)
     query = f"SELECT _row FROM {table} WHERE cloud_cover < 20 AND _row >= 1000 ORDER BY _row LIMIT 5"
     assert collect(con, query).column("_row").to_pylist() == expected
     if host == "sedonadb":  # its plans show the scan's own line
-        plan = "\n".join(collect(con, f"EXPLAIN SELECT id FROM {table} WHERE _row >= 1000").column("plan").to_pylist())
+        plan = "\n".join(
+            collect(con, f"EXPLAIN SELECT id FROM {table} WHERE _row >= 1000").column("plan").to_pylist()
+        )
         assert f"rows_after_statistics={N - 1000}/{N}" in plan, plan
     with pytest.raises(Exception, match="'row_number' column 'id' is already an array"):
         collect(con, f"""SELECT * FROM sd_read_zarr_meta('{uri}', '{{"row_number": "id"}}')""")

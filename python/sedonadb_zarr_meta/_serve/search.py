@@ -387,6 +387,8 @@ def _rows(
     if token is not None:
         previous = at.get(token.position)
         if previous is None or rows.column("id")[previous].as_py() != token.last_id:
-            raise SearchError("the catalogue was rewritten since this search began: run it again from its first page")
+            raise SearchError(
+                "the catalogue was rewritten since this search began: run it again from its first page"
+            )
     order = [at[p] for p in positions if not missing_ok or p in at]
     return rows.take(pa.array(order, pa.int64())).drop_columns([ROW])
