@@ -40,6 +40,7 @@ pub(super) fn plan_pieces(
 /// The parts of `rows` (clamped to the group) whose statistics do not rule
 /// out a match of every one of `predicates`. Tests of the row-number column
 /// select their rows exactly, without statistics.
+#[allow(clippy::single_range_in_vec_init)] // a list of row ranges that starts as one
 pub(super) fn candidate_ranges(
     group: &MetaGroup,
     predicates: &[Predicate],
@@ -64,12 +65,13 @@ pub(super) fn candidate_ranges(
 
 /// The row positions that may pass `test` on the row-number column, as
 /// sorted, disjoint ranges (a test it cannot bound keeps every row).
+#[allow(clippy::single_range_in_vec_init)] // a list of row ranges, here of one
 fn positions(test: &Test) -> Vec<Range<u64>> {
     const ALL: Range<u64> = 0..u64::MAX;
     match test {
         Test::Range { lower, upper } => {
-            let start = lower.as_ref().map_or(Some(0), |b| first_position(b));
-            let end = upper.as_ref().map_or(Some(u64::MAX), |b| end_position(b));
+            let start = lower.as_ref().map_or(Some(0), first_position);
+            let end = upper.as_ref().map_or(Some(u64::MAX), end_position);
             match (start, end) {
                 (Some(s), Some(e)) if s < e => vec![s..e],
                 (Some(_), Some(_)) => Vec::new(),
