@@ -5,7 +5,10 @@ surface of both hosts. The proxy's request counts prove what a kept group saves.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import time
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -52,6 +55,42 @@ def test_local_rewrite_and_append_are_seen_by_the_next_query(tmp_path, engine_cl
     group.create_array("extra", shape=(N_FIRST + N_MORE,), dtype="int16")[:] = 7
     extra = engine.collect(f"SELECT max(extra) AS m FROM sd_read_zarr_meta('{uri}')")
     assert extra.column("m").to_pylist() == [7]
+
+
+def _age(root: Path) -> None:
+    """Set every file under ``root`` an hour back, as a catalogue written earlier (files
+    modified in the last seconds are never kept decoded)."""
+    then = time.time() - 3600
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))
+
+
+@pytest.mark.parametrize("engine_class", ENGINES, ids=lambda e: e.name)
+def test_kept_chunks_serve_again_until_a_writer_rewrites_them(tmp_path, engine_class):
+    import zarr
+
+    engine = engine_class()
+    uri = write_meta(_table(N_FIRST, 1), tmp_path / "c.zarr", chunk_size=64)
+    _age(tmp_path / "c.zarr")
+    first = sorted(_table(N_FIRST, 1).column("id").to_pylist())
+    assert _ids(engine, uri) == first and _ids(engine, uri) == first
+    column = open_meta(uri).column_names.index("id")
+
+    def scan() -> tuple[list[str], int, int]:
+        stream = open_meta(uri).scan(columns=[column])
+        ids = pa.table(stream).column("id").to_pylist()
+        return ids, stream.chunks_read, stream.chunks_kept
+
+    ids, read, kept = scan()
+    assert sorted(ids) == first and read == 5  # 300 rows in chunks of 64
+    assert scan() == (ids, 5, 5)  # every chunk kept decoded
+    # zarr-python rewrites the ids in place: the arrays' metadata is unchanged.
+    ids_array = zarr.open_group(str(tmp_path / "c.zarr"), path="meta", mode="a")["id"]
+    renamed = [f"r-{i:05d}" for i in range(N_FIRST)]
+    ids_array[:] = renamed
+    assert _ids(engine, uri) == renamed
+    assert scan() == (renamed, 5, 0)
 
 
 def test_open_meta_sees_a_rewrite(tmp_path):

@@ -264,10 +264,16 @@ impl BatchStream {
         pyarrow.getattr("Table")?.call_method1("from_batches", (batches, schema))
     }
 
-    /// Chunks decoded so far (per column).
+    /// Chunks read so far (per column): decoded, or kept from an earlier scan.
     #[getter]
     fn chunks_read(&self) -> u64 {
         self.metrics.chunks_read.load(Ordering::Relaxed)
+    }
+
+    /// Of the chunks read, those kept decoded from an earlier scan.
+    #[getter]
+    fn chunks_kept(&self) -> u64 {
+        self.metrics.chunks_kept.load(Ordering::Relaxed)
     }
 
     /// Pieces of chunks skipped because no row could match.

@@ -143,9 +143,16 @@ impl SedonaTableProvider {
         schema_capsule(py, &self.table.group().schema)
     }
 
-    /// Chunks decoded by scans of this provider so far (per column).
+    /// Chunks read by scans of this provider so far (per column): decoded,
+    /// or kept from an earlier scan.
     #[getter]
     fn chunks_read(&self) -> u64 {
         self.table.metrics().chunks_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Of the chunks read, those kept decoded from an earlier scan.
+    #[getter]
+    fn chunks_kept(&self) -> u64 {
+        self.table.metrics().chunks_kept.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -1,6 +1,7 @@
 //! Opening a store's `meta` group: locating it, finding its arrays, mapping
 //! their types and building the Arrow schema — all without reading chunks.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_schema::{Field, Schema, SchemaRef};
@@ -31,7 +32,13 @@ pub struct MetaGroup {
     /// What the store's metadata looked like when the group was opened, if
     /// the store can tell when it changes (see [`crate::metadata::cache`]).
     pub identity: Option<Identity>,
+    /// A number no other group opened by this process has, naming this
+    /// group's decoded chunks in [`crate::scan::chunk_cache`].
+    pub id: u64,
 }
+
+/// The next [`MetaGroup::id`].
+static NEXT_GROUP_ID: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for MetaGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +134,7 @@ impl MetaGroup {
             stats,
             source,
             identity,
+            id: NEXT_GROUP_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 

@@ -2,6 +2,7 @@
 //! the translation of filters into predicates, how statistics prune row
 //! ranges and how ranges are shared between partitions, and the batch reader.
 
+pub mod chunk_cache;
 mod filters;
 pub mod plan;
 pub mod predicate;

@@ -20,14 +20,17 @@ use zarrs::storage::StoreKey;
 
 use crate::error::{Result, ZarrMetaError};
 use crate::metadata::{MetaColumn, MetaGroup};
+use crate::scan::chunk_cache;
 use crate::scan::plan::{candidate_ranges, plan_pieces};
 use crate::scan::predicate::{row_mask, Predicate};
 
 /// Counters a scan updates, shared with whoever wants to observe it.
 #[derive(Debug, Default)]
 pub struct ScanMetrics {
-    /// Chunks decoded (per column).
+    /// Chunks read (per column): decoded, or kept from an earlier scan.
     pub chunks_read: AtomicU64,
+    /// Of those, chunks kept from an earlier scan ([`chunk_cache`]).
+    pub chunks_kept: AtomicU64,
     /// Rows emitted.
     pub rows_emitted: AtomicU64,
     /// Pieces (runs of rows inside one chunk) skipped by predicates.
@@ -242,18 +245,20 @@ impl BatchReader {
             self.request_ahead(&columns, &wanted, piece, io_ahead);
         }
         let group = &self.group;
-        let decoded: Vec<Result<(usize, Cached)>> = wanted
+        let decoded: Vec<Result<(usize, Cached, bool)>> = wanted
             .par_iter()
             .map(|&(c, chunk)| {
                 let column = &group.columns[c];
                 let rows = column.chunk_bounds[chunk]..column.chunk_bounds[chunk + 1];
-                let values = column.read(&group.store, rows.clone())?;
-                Ok((c, Cached { rows, values }))
+                let (values, kept) =
+                    chunk_cache::decoded(group, c, chunk, || column.read(&group.store, rows.clone()))?;
+                Ok((c, Cached { rows, values }, kept))
             })
             .collect();
         for result in decoded {
-            let (c, cached) = result?;
+            let (c, cached, kept) = result?;
             self.metrics.chunks_read.fetch_add(1, Ordering::Relaxed);
+            self.metrics.chunks_kept.fetch_add(u64::from(kept), Ordering::Relaxed);
             // `wanted` lists each column's chunks in row order.
             self.cache[c].push_back(cached);
         }

@@ -26,6 +26,12 @@ impl FileStamp {
         let m = std::fs::metadata(path).ok()?;
         Some(Self { modified: m.modified().ok(), len: m.len(), inode: m.ino() })
     }
+
+    /// Whether the file was last modified before `time` (`false` when its
+    /// modification time is unknown).
+    pub fn modified_before(&self, time: SystemTime) -> bool {
+        self.modified.is_some_and(|m| m < time)
+    }
 }
 
 /// See the module documentation.

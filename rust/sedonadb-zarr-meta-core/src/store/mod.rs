@@ -372,6 +372,19 @@ impl Store {
         }
     }
 
+    /// What the objects of a chunk (`keys`) look like now, where a decoded
+    /// copy can be told apart from a later rewrite
+    /// ([`crate::scan::chunk_cache`]): nothing to check in an Icechunk
+    /// snapshot (it never changes), each file's stamp on local disk (`None`
+    /// for a missing file), and `None` on object stores.
+    pub fn chunk_stamp(&self, keys: &[StoreKey]) -> Option<Vec<Option<FileStamp>>> {
+        if self.repository.is_some() {
+            return Some(Vec::new());
+        }
+        let local = self.local.as_ref()?;
+        Some(keys.iter().map(|k| FileStamp::of(&local.root().join(k.as_str()))).collect())
+    }
+
     /// The store as shown in messages.
     pub fn display(&self) -> &str {
         &self.display
