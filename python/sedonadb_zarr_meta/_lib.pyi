@@ -46,6 +46,7 @@ class MetaTable:
         start: int = 0,
         end: int | None = None,
         bbox: tuple[str, tuple[float, float, float, float]] | None = None,
+        rows: list[int] | None = None,
     ) -> BatchStream: ...
 
 class BatchStream:

@@ -12,7 +12,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use sedonadb_zarr_meta_core::metadata::cache;
-use sedonadb_zarr_meta_core::scan::{Predicate, Test};
+use sedonadb_zarr_meta_core::scan::{row_ranges, Predicate, Test};
 use sedonadb_zarr_meta_core::{BatchReader, MetaGroup, ScanMetrics};
 
 use crate::error::BindingError;
@@ -79,7 +79,10 @@ impl MetaTable {
     /// `bbox=(column, (xmin, ymin, xmax, ymax))` skips chunks (using stored
     /// statistics, else the decoded column) whose geometries cannot intersect
     /// the box; rows of chunks that may match are all returned.
-    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None, bbox=None))]
+    ///
+    /// `rows` reads only the rows at these positions (those in `start..end`
+    /// that the group has), in group order, each once.
+    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None, bbox=None, rows=None))]
     fn scan(
         &self,
         columns: Option<Vec<usize>>,
@@ -87,6 +90,7 @@ impl MetaTable {
         start: u64,
         end: Option<u64>,
         bbox: Option<(String, [f64; 4])>,
+        rows: Option<Vec<u64>>,
     ) -> PyResult<BatchStream> {
         let batch_size = batch_size.filter(|b| *b > 0).unwrap_or(self.group.options.batch_size);
         let mut predicates = Vec::new();
@@ -96,13 +100,14 @@ impl MetaTable {
             })?;
             predicates.push(Predicate { column, test: Test::BBox(b) });
         }
-        let reader = BatchReader::with_predicates(
-            self.group.clone(),
-            columns,
-            start..end.unwrap_or(u64::MAX),
-            batch_size,
-            predicates,
-        )
+        let span = start..end.unwrap_or(u64::MAX).min(self.group.num_rows);
+        let reader = match rows {
+            None => BatchReader::with_predicates(self.group.clone(), columns, span, batch_size, predicates),
+            Some(rows) => {
+                let ranges = row_ranges(rows.into_iter().filter(|r| span.contains(r)).collect());
+                BatchReader::over_ranges(self.group.clone(), columns, ranges, batch_size, predicates)
+            }
+        }
         .map_err(BindingError::from)?
         .as_single_stream();
         let metrics = reader.metrics().clone();

@@ -73,7 +73,7 @@ class Catalogue:
 
         self.uri = str(uri)
         self.options = validate_options(dict(options or {}))
-        self.table_sql = self._table_sql(self.options)
+        self.table_sql = self._table_sql()
         self.branch = self._branch()
         self._lock = threading.Lock()
         self._con = register(sedonadb.connect())
@@ -94,11 +94,18 @@ class Catalogue:
                 )
         self._collections: tuple[float, dict[str, dict[str, Any]]] | None = None
 
-    def _table_sql(self, options: Mapping[str, Any]) -> str:
+    def _options_json(self, snapshot: str | None = None) -> str:
+        """The read options of every query (``snapshot`` pinned when given) as JSON: one text, so
+        queries and reads by position share the opened group and its decoded chunks."""
         from sedonadb_zarr_meta import options_json
 
-        options = {**options, "row_number": ROW}
-        return f"sd_read_zarr_meta({sql_string(self.uri)}, {sql_string(options_json(options) or '{}')})"
+        options = {**self.options, "row_number": ROW}
+        if snapshot is not None:
+            options = {k: v for k, v in options.items() if k != "branch"} | {"snapshot": snapshot}
+        return options_json(options) or "{}"
+
+    def _table_sql(self, snapshot: str | None = None) -> str:
+        return f"sd_read_zarr_meta({sql_string(self.uri)}, {sql_string(self._options_json(snapshot))})"
 
     def _branch(self) -> str | None:
         """The branch read, when the store is an Icechunk repository read at a branch."""
@@ -127,13 +134,20 @@ class Catalogue:
     def query(self, sql: str, snapshot: str | None = None) -> pa.Table:
         """Run ``sql`` (naming the store as ``{meta}``; at ``snapshot`` of an Icechunk
         repository when given) and return its result."""
-        table_sql = self.table_sql
-        if snapshot is not None:
-            pinned = {k: v for k, v in self.options.items() if k != "branch"}
-            table_sql = self._table_sql({**pinned, "snapshot": snapshot})
+        table_sql = self.table_sql if snapshot is None else self._table_sql(snapshot)
         with self._lock:
             table = self._con.sql(sql.replace("{meta}", table_sql)).to_arrow_table()
         return table
+
+    def rows(self, positions: list[int], columns: list[str], snapshot: str | None = None) -> pa.Table:
+        """The rows at ``positions`` (those the group has, in group order) with ``columns`` and
+        the row-number column: read by position, with no query to plan, decoding whole rows
+        only in the chunks that hold them."""
+        from sedonadb_zarr_meta._lib import MetaTable
+
+        meta = MetaTable(self.uri, self._options_json(snapshot))
+        index = {name: i for i, name in enumerate(meta.column_names)}
+        return pa.table(meta.scan(columns=[index[c] for c in [*columns, ROW]], rows=positions))
 
     @property
     def time_columns(self) -> list[str]:

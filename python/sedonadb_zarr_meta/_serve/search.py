@@ -377,12 +377,8 @@ def _rows(
     for required in ("collection", "id"):
         if required not in wanted:
             wanted.append(required)
-    select = ", ".join(quote(c) for c in [*wanted, ROW])
     wanted_positions = sorted({*positions, *([token.position] if token else [])})
-    if not wanted_positions:
-        return catalogue.query(f"SELECT {select} FROM {{meta}} LIMIT 0", snapshot).drop_columns([ROW])
-    where = f"{quote(ROW)} IN ({', '.join(str(int(p)) for p in wanted_positions)})"
-    rows = catalogue.query(f"SELECT {select} FROM {{meta}} WHERE {where}", snapshot)
+    rows = catalogue.rows(wanted_positions, wanted, snapshot)
     at = {p: n for n, p in enumerate(rows.column(ROW).to_pylist())}
     if token is not None:
         previous = at.get(token.position)

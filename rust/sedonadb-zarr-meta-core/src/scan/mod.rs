@@ -9,7 +9,7 @@ pub mod predicate;
 mod provider;
 mod reader;
 
-pub use plan::partition_ranges;
+pub use plan::{partition_ranges, row_ranges};
 pub use predicate::{row_mask, Bound, Predicate, Test};
 pub use provider::{ScanParts, TableCall, ZarrMetaExec, ZarrMetaTable};
 pub use reader::{BatchReader, ScanMetrics};

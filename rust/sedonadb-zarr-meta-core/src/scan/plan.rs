@@ -90,19 +90,25 @@ fn positions(test: &Test) -> Vec<Range<u64>> {
                     _ => return vec![ALL],
                 }
             }
-            rows.sort_unstable();
-            rows.dedup();
-            let mut out: Vec<Range<u64>> = Vec::new();
-            for row in rows {
-                match out.last_mut() {
-                    Some(prev) if prev.end == row => prev.end = row + 1,
-                    _ => out.push(row..row.saturating_add(1)),
-                }
-            }
-            out
+            row_ranges(rows)
         }
         Test::BBox(_) => vec![ALL],
     }
+}
+
+/// The positions `rows` as sorted, disjoint ranges (runs of consecutive
+/// positions merged; each position once).
+pub fn row_ranges(mut rows: Vec<u64>) -> Vec<Range<u64>> {
+    rows.sort_unstable();
+    rows.dedup();
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for row in rows {
+        match out.last_mut() {
+            Some(prev) if prev.end == row => prev.end = row + 1,
+            _ => out.push(row..row.saturating_add(1)),
+        }
+    }
+    out
 }
 
 /// The first position at or after a lower bound; `None` when it cannot be told.
