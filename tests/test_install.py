@@ -59,7 +59,7 @@ EXPECTED_OUTPUT = {
         r"bbox_laea",
     ],
     "datafusion-python": [r"item-0146", r"alps\W+75\b", r"iberia\W+140\b"],
-    "Without an engine": [r"1000 \['id'\]"],
+    "Without an engine": [r"1000 \['id'\] 3"],
 }
 #: What the zarr-meta examples print, when the README has them (its sample query's answer).
 EXPECTED_CLI_OUTPUT = [r"LC09_L2SP_194028_20240705_02_T1", r"S2B_32TNS_20240713_0_L2A", r"\(3 rows\)"]

@@ -293,6 +293,14 @@ def test_row_number_column_selects_rows_and_orders_the_scan(hosts, stores, host)
     tail = pa.table(open_meta(uri, row_number="_row").scan(start=N - 10))
     assert tail.column("_row").to_pylist() == list(range(N - 10, N))
     ids = full.column("id").to_pylist()
+    # Reading by position: those the group has, in group order, each once, within start..end.
+    meta = open_meta(uri, row_number="_row")
+    picked = meta.scan(rows=[2999, 7, N + 5, 1234, 7, 1235], start=5, end=3000)
+    picked = pa.table(picked)
+    assert picked.column("_row").to_pylist() == [7, 1234, 1235, 2999]
+    assert picked.column("id").to_pylist() == [ids[7], ids[1234], ids[1235], ids[2999]]
+    assert picked.drop_columns(["_row"]).schema == full.schema
+    assert pa.table(meta.scan(columns=[0], rows=[])).num_rows == 0
     got = collect(con, f"SELECT _row, id FROM {table} WHERE _row > 2490 AND _row <= 2510 ORDER BY _row")
     assert got.column("_row").to_pylist() == list(range(2491, 2511))
     assert got.column("id").to_pylist() == ids[2491:2511]

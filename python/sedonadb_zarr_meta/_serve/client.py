@@ -7,12 +7,14 @@ import urllib.parse
 from typing import Any
 
 import attr
+import orjson
 import pyarrow as pa
 from sedonadb._lib import SedonaError
 from stac_fastapi.extensions.filter.client import BaseFiltersClient
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from starlette.requests import Request
+from starlette.responses import Response
 
 from sedonadb_zarr_meta._serve import cql
 from sedonadb_zarr_meta._serve.catalogue import Catalogue
@@ -25,6 +27,17 @@ _GEOJSON = "application/geo+json"
 #: Link relations the server writes itself (a stored document's own are replaced).
 _SERVER_RELS = frozenset({"self", "root", "parent", "items", "queryables"})
 _JSON = "application/json"
+
+
+class GeoJSONResponse(Response):
+    """Items as GeoJSON, encoded by orjson as they are: FastAPI's generic encoding of a page of
+    items (``jsonable_encoder``, which stac-fastapi's direct responses no longer bypass on the
+    FastAPI releases that route through their own handlers) cost a third of a search."""
+
+    media_type = _GEOJSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _base(request: Request) -> str:
@@ -149,14 +162,14 @@ class CoreClient(BaseCoreClient):
 
     # ------------------------------------------------------------ items
 
-    def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> dict[str, Any]:
+    def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> Response:
         table, _ = self._run(Search(collections=[collection_id], ids=[item_id], limit=1))
         items = rows_to_items(self.catalogue, table)
         if not items:
             raise NotFoundError(f"no item {item_id!r} in collection {collection_id!r}")
         item = items[0]
         item["links"] = _item_links(_base(kwargs["request"]), item)
-        return item
+        return GeoJSONResponse(item)
 
     def item_collection(
         self,
@@ -166,7 +179,7 @@ class CoreClient(BaseCoreClient):
         limit: int | None = DEFAULT_LIMIT,
         token: str | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any]:
+    ) -> Response:
         if collection_id not in self.catalogue.collections():
             raise NotFoundError(f"no collection {collection_id!r}")
         search = Search(
@@ -192,7 +205,7 @@ class CoreClient(BaseCoreClient):
         datetime: str | None = None,
         limit: int | None = DEFAULT_LIMIT,
         **kwargs: Any,
-    ) -> dict[str, Any]:
+    ) -> Response:
         if isinstance(intersects, str):
             try:
                 intersects = json.loads(intersects)
@@ -212,7 +225,7 @@ class CoreClient(BaseCoreClient):
         )
         return self._page(search, kwargs["request"], kwargs.get("fields"), None)
 
-    def post_search(self, search_request: Any, **kwargs: Any) -> dict[str, Any]:
+    def post_search(self, search_request: Any, **kwargs: Any) -> Response:
         r = search_request
         if cql.too_deep(getattr(r, "filter_expr", None)):
             raise InvalidQueryParameter(f"filter nested deeper than {cql.MAX_DEPTH} levels")
@@ -265,9 +278,7 @@ class CoreClient(BaseCoreClient):
                     break
         return out
 
-    def _page(
-        self, search: Search, request: Request, fields: Any, body: dict[str, Any] | None
-    ) -> dict[str, Any]:
+    def _page(self, search: Search, request: Request, fields: Any, body: dict[str, Any] | None) -> Response:
         include, exclude = _fields(fields)
         table, token = self._run(search, self._columns(include))
         base = _base(request)
@@ -295,12 +306,14 @@ class CoreClient(BaseCoreClient):
                         "merge": False,
                     }
                 )
-        return {
-            "type": "FeatureCollection",
-            "features": features,
-            "links": links,
-            "numberReturned": len(features),
-        }
+        return GeoJSONResponse(
+            {
+                "type": "FeatureCollection",
+                "features": features,
+                "links": links,
+                "numberReturned": len(features),
+            }
+        )
 
 
 _TYPES = (
