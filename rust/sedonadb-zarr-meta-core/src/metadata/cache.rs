@@ -12,8 +12,8 @@
 //! has the same tip (tags and snapshots never change). A writer's new data
 //! is thus visible to the next query. Entries are dropped after
 //! [`MAX_AGE`], and the least recently used first beyond [`MAX_BYTES`] of
-//! estimated memory or [`MAX_ENTRIES`] groups. Decoded chunks are kept apart, in
-//! [`crate::scan::chunk_cache`].
+//! estimated memory or [`MAX_ENTRIES`] groups. Decoded chunks are kept apart, by the
+//! scan stage's chunk cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -114,13 +114,11 @@ pub fn open(uri: &str, options_json: Option<&str>) -> Result<Arc<MetaGroup>> {
     Ok(group)
 }
 
-/// Forget every kept group and decoded chunk (the next query of each store
-/// opens it afresh).
+/// Forget every kept group (the next query of each store opens it afresh).
 pub fn clear() {
     if let Ok(mut cache) = cache().lock() {
         *cache = Cache::default();
     }
-    crate::scan::chunk_cache::clear();
 }
 
 #[cfg(test)]

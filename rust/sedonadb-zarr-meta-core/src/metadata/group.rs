@@ -33,7 +33,7 @@ pub struct MetaGroup {
     /// the store can tell when it changes (see [`crate::metadata::cache`]).
     pub identity: Option<Identity>,
     /// A number no other group opened by this process has, naming this
-    /// group's decoded chunks in [`crate::scan::chunk_cache`].
+    /// group's decoded chunks in the scan stage's chunk cache.
     pub id: u64,
 }
 

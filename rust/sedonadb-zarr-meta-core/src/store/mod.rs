@@ -374,7 +374,7 @@ impl Store {
 
     /// What the objects of a chunk (`keys`) look like now, where a decoded
     /// copy can be told apart from a later rewrite
-    /// ([`crate::scan::chunk_cache`]): nothing to check in an Icechunk
+    /// (the scan stage's chunk cache): nothing to check in an Icechunk
     /// snapshot (it never changes), each file's stamp on local disk (`None`
     /// for a missing file), and `None` on object stores.
     pub fn chunk_stamp(&self, keys: &[StoreKey]) -> Option<Vec<Option<FileStamp>>> {
