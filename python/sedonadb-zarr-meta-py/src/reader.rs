@@ -44,6 +44,13 @@ impl MetaTable {
         self.group.num_rows
     }
 
+    /// A number naming the opened group: the same while the store is
+    /// unchanged (the group is kept between opens), another once it changed.
+    #[getter]
+    fn group_id(&self) -> u64 {
+        self.group.id
+    }
+
     /// Column names in schema order (the row-number column last, when asked for).
     #[getter]
     fn column_names(&self) -> Vec<String> {
@@ -106,6 +113,7 @@ impl MetaTable {
             Some(rows) => {
                 let ranges = row_ranges(rows.into_iter().filter(|r| span.contains(r)).collect());
                 BatchReader::over_ranges(self.group.clone(), columns, ranges, batch_size, predicates)
+                    .map(BatchReader::coalesced)
             }
         }
         .map_err(BindingError::from)?

@@ -128,6 +128,12 @@ impl SedonaTableProvider {
         Ok(Self { table: Arc::new(ZarrMetaTable::new(group)) })
     }
 
+    /// The number naming the opened group this provider scans (see `MetaTable.group_id`).
+    #[getter]
+    fn group_id(&self) -> u64 {
+        self.table.group().id
+    }
+
     /// A fresh `sedonadb_table_provider` capsule (SedonaDB moves it out).
     fn __sedonadb_table_provider__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
         host::check_sedonadb(py)?;

@@ -1,13 +1,15 @@
 """The store behind the server: one SedonaDB context kept open between requests, the group's
 columns and their STAC roles, and the collections derived from the data.
 
-Every query names the store through ``sd_read_zarr_meta(uri, options)``, so each one sees the
-store as it is now (the package keeps opened groups while the store is unchanged). Queries run
-one at a time under a lock: a context is not shared between threads.
+Every query reads a view of the group as it is now: the package keeps an opened group while
+its store is unchanged, and the view is registered again whenever the group was opened again
+(a write, a moved branch), so each query sees the store as it is. Queries run one at a time
+under a lock: a context is not shared between threads.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -30,6 +32,8 @@ COLLECTIONS_TTL = 30.0
 #: The column every query of the server sees besides the group's: each item's position in the
 #: group (the ``row_number`` read option), the order of search results and of their page tokens.
 ROW = "zarr_meta:row"
+#: Views kept registered at most (one per version read: the branch's tip, pinned snapshots).
+MAX_VIEWS = 16
 
 
 def sql_string(text: str) -> str:
@@ -69,14 +73,16 @@ class Catalogue:
     def __init__(self, uri: str, options: Mapping[str, Any] | None = None):
         import sedonadb
 
-        from sedonadb_zarr_meta import open_meta, register, validate_options
+        from sedonadb_zarr_meta import open_meta, validate_options
 
         self.uri = str(uri)
         self.options = validate_options(dict(options or {}))
-        self.table_sql = self._table_sql()
         self.branch = self._branch()
         self._lock = threading.Lock()
-        self._con = register(sedonadb.connect())
+        self._con = sedonadb.connect()
+        #: Options JSON -> (view name, group id), least recently used first.
+        self._views: dict[str, tuple[str, int]] = {}
+        self._view_numbers = itertools.count()
         meta = open_meta(self.uri, **self.options)
         schema = pa.schema(meta)
         stats = json.loads(meta.attributes_json).get("zarr_meta:stats") or {}
@@ -104,8 +110,25 @@ class Catalogue:
             options = {k: v for k, v in options.items() if k != "branch"} | {"snapshot": snapshot}
         return options_json(options) or "{}"
 
-    def _table_sql(self, snapshot: str | None = None) -> str:
-        return f"sd_read_zarr_meta({sql_string(self.uri)}, {sql_string(self._options_json(snapshot))})"
+    def _view(self, snapshot: str | None) -> str:
+        """The name of a view of the group as it is now (at ``snapshot`` when given). It is
+        registered again only when the group was opened again: a query over a view is planned
+        without opening a table for it."""
+        from sedonadb_zarr_meta._lib import MetaTable, SedonaTableProvider
+
+        options = self._options_json(snapshot)
+        current = MetaTable(self.uri, options).group_id
+        kept = self._views.pop(options, None)
+        if kept is None or kept[1] != current:
+            provider = SedonaTableProvider(self.uri, options)
+            name = kept[0] if kept is not None else f"zarr_meta_{next(self._view_numbers)}"
+            self._con.create_data_frame(provider).to_view(name, overwrite=True)
+            kept = (name, provider.group_id)
+        self._views[options] = kept
+        while len(self._views) > MAX_VIEWS:
+            oldest = next(iter(self._views))
+            self._con.drop_view(self._views.pop(oldest)[0])
+        return kept[0]
 
     def _branch(self) -> str | None:
         """The branch read, when the store is an Icechunk repository read at a branch."""
@@ -134,9 +157,8 @@ class Catalogue:
     def query(self, sql: str, snapshot: str | None = None) -> pa.Table:
         """Run ``sql`` (naming the store as ``{meta}``; at ``snapshot`` of an Icechunk
         repository when given) and return its result."""
-        table_sql = self.table_sql if snapshot is None else self._table_sql(snapshot)
         with self._lock:
-            table = self._con.sql(sql.replace("{meta}", table_sql)).to_arrow_table()
+            table = self._con.sql(sql.replace("{meta}", self._view(snapshot))).to_arrow_table()
         return table
 
     def rows(self, positions: list[int], columns: list[str], snapshot: str | None = None) -> pa.Table:

@@ -347,10 +347,13 @@ def _group_order_page(
     for attempt in range(3):
         bounded = attempt < 2
         tests = [*where, f"{row} >= {start}"] + ([f"{row} < {start + window}"] if bounded else [])
-        part = catalogue.query(
-            f"SELECT {row} FROM {{meta}} WHERE {' AND '.join(tests)} ORDER BY {row} LIMIT {n - found}",
-            snapshot,
-        )
+        sql = f"SELECT {row} FROM {{meta}} WHERE {' AND '.join(tests)}"
+        if bounded:
+            # A window's matches (a few MB at most), put in order here: cheaper than the host's
+            # sort of the scan's output.
+            part = catalogue.query(sql, snapshot).sort_by(ROW).slice(0, n - found)
+        else:
+            part = catalogue.query(f"{sql} ORDER BY {row} LIMIT {n - found}", snapshot)
         parts.append(part)
         found += part.num_rows
         if found >= n:

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use arrow_array::{Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow_buffer::BooleanBuffer;
 use arrow_schema::SchemaRef;
+use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use rayon::prelude::*;
 use zarrs::storage::StoreKey;
@@ -78,6 +79,10 @@ pub struct BatchReader {
     /// Keys of the current piece's other columns, requested while its
     /// predicate columns are read (object stores with statistics only).
     speculative: Vec<StoreKey>,
+    /// Rows per batch at most.
+    batch_size: usize,
+    /// Whether pieces' batches are joined up to `batch_size` rows ([`BatchReader::coalesced`]).
+    coalesce: bool,
 }
 
 impl BatchReader {
@@ -154,7 +159,18 @@ impl BatchReader {
             id: NEXT_SCAN_ID.fetch_add(1, Ordering::Relaxed),
             chunk_bytes,
             speculative: Vec::new(),
+            batch_size: batch_size.max(1),
+            coalesce: false,
         })
+    }
+
+    /// Join the batches of consecutive pieces until they reach the batch size
+    /// (a batch ends with the piece that reaches it, so it holds at most a
+    /// piece more): rows picked here and there (short ranges) then leave as a
+    /// few batches, not one each.
+    pub fn coalesced(mut self) -> Self {
+        self.coalesce = true;
+        self
     }
 
     /// Decode up to `chunks` further chunks per column ahead of need (default:
@@ -411,10 +427,9 @@ impl Drop for BatchReader {
     }
 }
 
-impl Iterator for BatchReader {
-    type Item = Result<RecordBatch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl BatchReader {
+    /// The batch of the next piece that has rows.
+    fn next_piece(&mut self) -> Option<Result<RecordBatch>> {
         while !self.failed {
             let piece = self.pieces.pop_front()?;
             match self.read_piece(piece) {
@@ -427,6 +442,33 @@ impl Iterator for BatchReader {
             }
         }
         None
+    }
+}
+
+impl Iterator for BatchReader {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.coalesce {
+            return self.next_piece();
+        }
+        let mut batches = Vec::new();
+        let mut rows = 0;
+        while rows < self.batch_size {
+            match self.next_piece() {
+                Some(Ok(batch)) => {
+                    rows += batch.num_rows();
+                    batches.push(batch);
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => break,
+            }
+        }
+        match batches.len() {
+            0 => None,
+            1 => batches.pop().map(Ok),
+            _ => Some(concat_batches(&self.schema, &batches).map_err(Into::into)),
+        }
     }
 }
 
@@ -465,6 +507,14 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["item-1", "item-2", "item-7", "item-8", "item-9"]);
+        // Coalesced: the same rows, a batch ending with the piece that reaches the batch size.
+        let ranges = vec![1..2, 3..4, 5..6, 8..10];
+        let reader = BatchReader::over_ranges(group.clone(), Some(vec![1]), ranges, 2, vec![]).unwrap();
+        let sizes: Vec<usize> = reader.coalesced().map(|b| b.unwrap().num_rows()).collect();
+        assert_eq!(sizes, [2, 3]);
+        let ranges = vec![1..2, 3..4, 5..6, 8..10];
+        let reader = BatchReader::over_ranges(group.clone(), Some(vec![1]), ranges, 4, vec![]).unwrap();
+        assert_eq!(n_values(reader.coalesced()), [1, 3, 5, 8, 9]);
         assert!(BatchReader::new(group, Some(vec![3]), 0..10, 4).is_err());
     }
 
