@@ -301,6 +301,11 @@ def test_row_number_column_selects_rows_and_orders_the_scan(hosts, stores, host)
     assert picked.column("id").to_pylist() == [ids[7], ids[1234], ids[1235], ids[2999]]
     assert picked.drop_columns(["_row"]).schema == full.schema
     assert pa.table(meta.scan(columns=[0], rows=[])).num_rows == 0
+    plain = pa.table(meta.scan(rows=[7, 1234], extension_types=False))
+    assert not (plain.schema.field("bbox").metadata or {})
+    assert plain.schema.field("bbox").type == pa.binary()
+    boxes = [b for c in full.column("bbox").chunks for b in getattr(c, "storage", c).to_pylist()]
+    assert plain.column("bbox").to_pylist() == [boxes[7], boxes[1234]]
     got = collect(con, f"SELECT _row, id FROM {table} WHERE _row > 2490 AND _row <= 2510 ORDER BY _row")
     assert got.column("_row").to_pylist() == list(range(2491, 2511))
     assert got.column("id").to_pylist() == ids[2491:2511]

@@ -49,6 +49,7 @@ class MetaTable:
         end: int | None = None,
         bbox: tuple[str, tuple[float, float, float, float]] | None = None,
         rows: list[int] | None = None,
+        extension_types: bool = True,
     ) -> BatchStream: ...
 
 class BatchStream:

@@ -89,7 +89,11 @@ impl MetaTable {
     ///
     /// `rows` reads only the rows at these positions (those in `start..end`
     /// that the group has), in group order, each once.
-    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None, bbox=None, rows=None))]
+    ///
+    /// `extension_types=False` leaves geometry as plain WKB bytes (no GeoArrow
+    /// extension type for pyarrow to rebuild on import).
+    #[pyo3(signature = (columns=None, batch_size=None, start=0, end=None, bbox=None, rows=None, extension_types=true))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn scan(
         &self,
         columns: Option<Vec<usize>>,
@@ -98,6 +102,7 @@ impl MetaTable {
         end: Option<u64>,
         bbox: Option<(String, [f64; 4])>,
         rows: Option<Vec<u64>>,
+        extension_types: bool,
     ) -> PyResult<BatchStream> {
         let batch_size = batch_size.filter(|b| *b > 0).unwrap_or(self.group.options.batch_size);
         let mut predicates = Vec::new();
@@ -118,6 +123,7 @@ impl MetaTable {
         }
         .map_err(BindingError::from)?
         .as_single_stream();
+        let reader = if extension_types { reader } else { reader.without_extension_types() };
         let metrics = reader.metrics().clone();
         Ok(BatchStream { inner: Mutex::new(Some(reader)), store: self.group.store.clone(), metrics })
     }

@@ -169,7 +169,8 @@ class Catalogue:
 
         meta = MetaTable(self.uri, self._options_json(snapshot))
         index = {name: i for i, name in enumerate(meta.column_names)}
-        return pa.table(meta.scan(columns=[index[c] for c in [*columns, ROW]], rows=positions))
+        wanted = [index[c] for c in [*columns, ROW]]
+        return pa.table(meta.scan(columns=wanted, rows=positions, extension_types=False))
 
     @property
     def time_columns(self) -> list[str]:

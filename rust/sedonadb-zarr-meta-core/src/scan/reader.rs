@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array as _, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow_buffer::BooleanBuffer;
-use arrow_schema::SchemaRef;
+use arrow_schema::{Field, Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use rayon::prelude::*;
@@ -162,6 +162,24 @@ impl BatchReader {
             batch_size: batch_size.max(1),
             coalesce: false,
         })
+    }
+
+    /// Leave extension types (GeoArrow's geometry) out of the schema: fields
+    /// keep their storage types, for readers that want the bytes and not a
+    /// type registry's view of them.
+    pub fn without_extension_types(mut self) -> Self {
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let mut metadata = f.metadata().clone();
+                metadata.retain(|k, _| !k.starts_with("ARROW:extension:"));
+                f.as_ref().clone().with_metadata(metadata)
+            })
+            .collect();
+        self.schema = Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone()));
+        self
     }
 
     /// Join the batches of consecutive pieces until they reach the batch size
@@ -512,6 +530,13 @@ mod tests {
         let reader = BatchReader::over_ranges(group.clone(), Some(vec![1]), ranges, 2, vec![]).unwrap();
         let sizes: Vec<usize> = reader.coalesced().map(|b| b.unwrap().num_rows()).collect();
         assert_eq!(sizes, [2, 3]);
+        // Without extension types: the geometry column as plain WKB bytes.
+        let bbox = group.column_index("bbox").unwrap();
+        let reader = BatchReader::new(group.clone(), Some(vec![bbox]), 0..10, 4).unwrap();
+        assert!(reader.schema().field(0).metadata().contains_key("ARROW:extension:name"));
+        let plain: Vec<RecordBatch> = reader.without_extension_types().map(|b| b.unwrap()).collect();
+        assert!(plain.iter().all(|b| b.schema().field(0).metadata().is_empty()));
+        assert_eq!(plain.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
         let ranges = vec![1..2, 3..4, 5..6, 8..10];
         let reader = BatchReader::over_ranges(group.clone(), Some(vec![1]), ranges, 4, vec![]).unwrap();
         assert_eq!(n_values(reader.coalesced()), [1, 3, 5, 8, 9]);
