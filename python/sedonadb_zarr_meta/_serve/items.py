@@ -70,23 +70,12 @@ def _value(value: Any, is_json: bool) -> Any:
     return value
 
 
-def _plain(table: pa.Table) -> pa.Table:
-    """``table`` with extension types (SedonaDB's geometry) as their storage."""
-    fields, columns = [], []
-    for field, column in zip(table.schema, table.columns):
-        if isinstance(field.type, pa.ExtensionType):
-            column = pa.chunked_array([c.storage for c in column.chunks], field.type.storage_type)
-            field = pa.field(field.name, field.type.storage_type)
-        fields.append(field)
-        columns.append(column)
-    return pa.table(columns, schema=pa.schema(fields))
-
-
 def rows_to_items(catalogue: Catalogue, table: pa.Table) -> list[dict[str, Any]]:
-    """The STAC items of ``table``'s rows (columns of the group; links are added by the caller)."""
+    """The STAC items of ``table``'s rows (columns of the group, geometry as WKB bytes, as
+    :meth:`Catalogue.rows` reads them; links are added by the caller)."""
     columns = catalogue.columns
     items = []
-    for row in _plain(table).to_pylist():
+    for row in table.to_pylist():
         item: dict[str, Any] = {"type": "Feature"}
         properties: dict[str, Any] = {}
         assets: dict[str, dict[str, Any]] = {}

@@ -69,7 +69,8 @@ fn max_bytes() -> u64 {
     match text.trim().parse::<u64>() {
         Ok(mb) => mb.saturating_mul(1 << 20),
         Err(_) => {
-            log::warn!("{MAX_MB_VARIABLE}={text:?} is not a number of MiB; keeping at most 256 MiB");
+            let default_mb = DEFAULT_MAX_BYTES >> 20;
+            log::warn!("{MAX_MB_VARIABLE}={text:?} is not a number of MiB; keeping at most {default_mb} MiB");
             DEFAULT_MAX_BYTES
         }
     }
@@ -117,13 +118,6 @@ pub(crate) fn decoded(
         cache.insert(key, Kept { values: values.clone(), stamp, bytes });
     }
     Ok((values, false))
-}
-
-/// Forget every kept chunk.
-pub fn clear() {
-    if let Some(cache) = cache() {
-        cache.clear();
-    }
 }
 
 #[cfg(test)]
