@@ -6,10 +6,17 @@ text and WKB use the ``vlen-utf8``/``vlen-bytes`` layout (the element count, the
 element's length and bytes), and both go through one zstd stream per chunk as rows arrive. The
 documents are the ones zarr-python 3 writes for the same arrays (``bytes`` or ``vlen-*`` then
 ``zstd`` at its default level), so zarr-python, zarrs and this package read them alike.
+
+A text or WKB chunk that is not full ends in a zstd frame of its own holding only the padding
+(the empty elements after the last row). Zstandard data is one or more frames, decoded one after
+the other (RFC 8878), so an append keeps the stored frames before the padding byte for byte and
+adds frames for its rows and a new padding: it compresses only what it adds, however full the
+chunk already is (:meth:`ChunkEncoder.resume`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from typing import Any
@@ -25,6 +32,7 @@ __all__ = [
     "group_document",
     "known_layout",
     "vlen_elements",
+    "zstd_frames",
 ]
 
 #: zstd level of the chunks; zarr-python's ``ZstdCodec()`` default (0) is zstd's own default, 3.
@@ -98,6 +106,51 @@ def _params() -> Any:
     return _PARAMS
 
 
+#: A zstd frame's magic number, and the sizes of its header's optional fields by their flags.
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_DICT_ID_BYTES = (0, 1, 2, 4)
+_CONTENT_SIZE_BYTES = (0, 2, 4, 8)
+
+
+def zstd_frames(raw: bytes | memoryview) -> list[int] | None:
+    """Where each zstd frame of ``raw`` starts, then ``len(raw)``; ``None`` unless ``raw`` is
+    whole zstd frames (skippable ones included) and nothing else. Reads the frame and block
+    headers only (RFC 8878 §3.1): nothing is decompressed."""
+    view = memoryview(raw)
+    end, at, starts = len(view), 0, []
+    while at < end:
+        if at + 8 <= end and view[at + 1 : at + 4] == b"\x2a\x4d\x18" and view[at] & 0xF0 == 0x50:
+            starts.append(at)  # a skippable frame: its magic number, its size, its bytes
+            at += 8 + int.from_bytes(view[at + 4 : at + 8], "little")
+            if at > end:
+                return None
+            continue
+        if view[at : at + 4] != _ZSTD_MAGIC or at + 5 > end:
+            return None
+        flags = view[at + 4]
+        if flags & 0x08:  # the reserved bit
+            return None
+        single_segment = (flags >> 5) & 1
+        content_size = _CONTENT_SIZE_BYTES[flags >> 6] or single_segment
+        block = at + 5 + (1 - single_segment) + _DICT_ID_BYTES[flags & 3] + content_size
+        while True:
+            if block + 3 > end:
+                return None
+            header = int.from_bytes(view[block : block + 3], "little")
+            kind, size = (header >> 1) & 3, header >> 3
+            if kind == 3:  # reserved
+                return None
+            block += 3 + (1 if kind == 1 else size)
+            if header & 1:  # the last block
+                break
+        block += 4 * ((flags >> 2) & 1)  # the content checksum
+        if block > end:
+            return None
+        starts.append(at)
+        at = block
+    return [*starts, end]
+
+
 def chunk_key(path: str, index: int) -> str:
     return f"{path}/c/{index}" if path else f"c/{index}"
 
@@ -160,24 +213,100 @@ def vlen_elements(values: pa.Array) -> bytes:
     return np.insert(data, np.repeat(starts, 4), lengths.view(np.uint8)).tobytes()
 
 
-class ChunkEncoder:
-    """One chunk being built: rows arrive in pieces and go through one zstd stream."""
+def _padding(dtype: Any, rows: int, fill: Any) -> bytes:
+    """The decoded bytes of ``rows`` padding rows: empty elements, or ``fill``."""
+    if dtype is str or dtype is bytes:
+        return b"\0\0\0\0" * rows
+    return np.full(rows, fill, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
 
-    def __init__(self, dtype: Any, chunk: int):
+
+def _frame(data: bytes | memoryview) -> bytes:
+    """``data`` as one zstd frame that declares its decoded size."""
+    import zstandard
+
+    return zstandard.ZstdCompressor(compression_params=_params()).compress(data)
+
+
+@functools.lru_cache(maxsize=64)
+def _padding_frame(dtype: Any, rows: int, fill: Any) -> bytes:
+    """The frame of ``rows`` padding rows (the same for every column of a type)."""
+    return _frame(_padding(dtype, rows, fill))
+
+
+class ChunkEncoder:
+    """One chunk being built: rows arrive in pieces; text and WKB go through one zstd stream.
+
+    A chunk left partial ends in a frame of only its padding, so that an append can keep the
+    frames before it (``kept``) and compress only its own rows (:meth:`resume`).
+    """
+
+    def __init__(self, dtype: Any, chunk: int, kept: bytes = b"", rows: int = 0):
         import zstandard
 
-        self.dtype, self.chunk, self.rows = dtype, chunk, 0
+        self.dtype, self.chunk, self.rows = dtype, chunk, rows
+        #: Stored frames of the first rows, kept as they are, and how many rows they hold.
+        self._kept, self._kept_rows = kept, rows
         self._z = zstandard.ZstdCompressor(compression_params=_params()).compressobj()
         self._out: list[bytes] = []
+        #: Whether the stream has been given bytes (after kept frames it may stay empty).
+        self._fed = False
         #: Fixed-size rows are kept as they are until the chunk is finished (a chunk of them is
         #: small), so a column whose type widens can still be cast.
         self.pieces: list[np.ndarray] = []
-        if self.vlen:
-            self._out.append(self._z.compress(struct.pack("<I", chunk)))
+        if self.vlen and not kept:
+            self._feed(struct.pack("<I", chunk))
+
+    @classmethod
+    def resume(cls, raw: bytes, doc: dict[str, Any], rows: int) -> ChunkEncoder | None:
+        """The stored partial chunk ``raw`` holding ``rows`` rows, to add rows to without
+        decoding or compressing the stored ones: its frames but the last are kept as they are.
+
+        ``None`` unless the chunk is laid out as :meth:`finish` leaves a partial chunk: a last
+        frame that declares exactly the padding's size and decodes to it, and frames before it
+        that begin with the element count (text, WKB) or declare exactly ``rows`` values' bytes
+        (fixed-size types)."""
+        import zstandard
+
+        dtype = known_layout(doc)
+        chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
+        if dtype is None or len(doc["codecs"]) != 2 or not 0 < rows < chunk:
+            return None
+        frames = zstd_frames(raw)
+        if frames is None or len(frames) < 3:
+            return None
+        view, last = memoryview(raw), memoryview(raw)[frames[-2] :]
+        try:
+            d = zstandard.ZstdDecompressor()
+            if last != _padding_frame(dtype, chunk - rows, doc.get("fill_value")):
+                padding = _padding(dtype, chunk - rows, doc.get("fill_value"))
+                if zstandard.frame_content_size(last) != len(padding):
+                    return None
+                if d.decompress(last, max_output_size=len(padding)) != padding:
+                    return None
+            if dtype is str or dtype is bytes:
+                head = d.stream_reader(view[: frames[1]]).read(4)
+                if len(head) != 4 or struct.unpack("<I", head)[0] != chunk:
+                    return None
+            else:
+                sizes = [zstandard.frame_content_size(view[a:b]) for a, b in zip(frames, frames[1:-1])]
+                if any(n < 0 for n in sizes) or sum(sizes) != rows * dtype.itemsize:
+                    return None
+        except (zstandard.ZstdError, ValueError, TypeError, OverflowError):
+            return None
+        return cls(dtype, chunk, kept=bytes(view[: frames[-2]]), rows=rows)
 
     @property
     def vlen(self) -> bool:
         return self.dtype is str or self.dtype is bytes
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        if self._kept:
+            # After kept frames: a frame per piece, which declares its size (a reader bounds its
+            # buffer by the frames' sizes, or by 128 kB a block where a frame declares none).
+            self._out.append(_frame(data))
+            return
+        self._out.append(self._z.compress(data))
+        self._fed = True
 
     def add(self, values: Any) -> None:
         """Append rows: an Arrow string/binary array for vlen types, a numpy array otherwise."""
@@ -185,7 +314,7 @@ class ChunkEncoder:
         if self.rows + n > self.chunk:
             raise ValueError(f"{self.rows + n} rows do not fit a chunk of {self.chunk}")
         if self.vlen:
-            self._out.append(self._z.compress(vlen_elements(values)))
+            self._feed(vlen_elements(values))
         else:
             self.pieces.append(np.asarray(values, dtype=self.dtype))
         self.rows += n
@@ -194,31 +323,71 @@ class ChunkEncoder:
         """Append ``rows`` vlen elements already in the layout (see :func:`vlen_prefix`)."""
         if self.rows + rows > self.chunk:
             raise ValueError(f"{self.rows + rows} rows do not fit a chunk of {self.chunk}")
-        self._out.append(self._z.compress(encoded))
+        self._feed(encoded)
         self.rows += rows
 
+    def values(self) -> np.ndarray:
+        """Every fixed-size row given so far, those of kept frames decoded."""
+        given = [np.asarray(p, dtype=self.dtype) for p in self.pieces]
+        if self._kept:
+            size = self._kept_rows * np.dtype(self.dtype).itemsize
+            stored = np.frombuffer(_decompress(self._kept, size), np.dtype(self.dtype).newbyteorder("<"))
+            given.insert(0, stored.astype(self.dtype))
+        return np.concatenate(given) if given else np.empty(0, dtype=self.dtype)
+
     def finish(self, fill: Any) -> bytes:
-        """The encoded chunk, its rows after the last given one set to ``fill``."""
+        """The encoded chunk, its rows after the last given one set to ``fill``; a partial
+        chunk's padding in a frame of its own."""
         pad = self.chunk - self.rows
-        if self.vlen:
-            if pad:
-                self._out.append(self._z.compress(b"\0\0\0\0" * pad))
-        else:
-            values = np.full(self.chunk, fill, dtype=self.dtype)
-            if self.pieces:
-                values[: self.rows] = np.concatenate(self.pieces)
-            self._out.append(self._z.compress(values.astype(values.dtype.newbyteorder("<")).tobytes()))
-        self._out.append(self._z.flush())
-        return b"".join(self._out)
+        if not self.vlen and self.pieces:
+            given = np.concatenate(self.pieces)
+            data = given.astype(given.dtype.newbyteorder("<")).tobytes()
+            if self._kept or pad:
+                self._out.append(_frame(data))
+            else:
+                self._feed(data)
+        if self._fed:
+            self._out.append(self._z.flush())
+        tail = _padding_frame(self.dtype, pad, fill) if pad else b""
+        return b"".join([self._kept, *self._out, tail])
+
+
+#: The most a chunk may decode to, as the reader bounds it: its elements' bytes for fixed-size
+#: types; for text and WKB, 16 MiB an element and 2 GiB a chunk.
+_ELEMENT_MAX_BYTES = 16 << 20
+_CHUNK_MAX_BYTES = 1 << 31
+
+
+def _limit(doc: dict[str, Any], dtype: Any) -> int:
+    """The most a chunk of ``doc`` may decode to."""
+    chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
+    if dtype is str or dtype is bytes:
+        return min(4 + chunk * (4 + _ELEMENT_MAX_BYTES), _CHUNK_MAX_BYTES)
+    return chunk * dtype.itemsize
+
+
+def _decompress(raw: bytes, limit: int) -> bytes:
+    """Every frame of zstd ``raw``, decompressed; an error unless ``raw`` is whole frames, and
+    past ``limit`` bytes (a compression bomb stops there)."""
+    import zstandard
+
+    if zstd_frames(raw) is None:
+        raise ValueError("the chunk is not whole zstd frames (truncated, or trailing bytes)")
+    parts, size = [], 0
+    with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as reader:
+        while part := reader.read(1 << 22):
+            size += len(part)
+            if size > limit:
+                raise ValueError(f"the chunk decodes to more than a chunk of its array holds ({limit} bytes)")
+            parts.append(part)
+    return b"".join(parts)
 
 
 def decode_chunk(raw: bytes, doc: dict[str, Any], dtype: Any) -> Any:
     """A chunk of :func:`known_layout` ``dtype`` decoded: a numpy array, or for vlen types an
     Arrow string/binary array."""
-    import zstandard
-
     if len(doc["codecs"]) == 2:
-        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        raw = _decompress(raw, _limit(doc, dtype))
     chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
     if dtype not in (str, bytes):
         return np.frombuffer(raw, dtype=dtype, count=chunk).copy()
@@ -230,21 +399,26 @@ def decode_chunk(raw: bytes, doc: dict[str, Any], dtype: Any) -> Any:
 
 
 def vlen_prefix(raw: bytes, doc: dict[str, Any], rows: int) -> memoryview | None:
-    """The first ``rows`` elements of a stored vlen chunk in the layout, without decoding them:
-    the chunk's bytes after its count, less its padding; ``None`` unless the rows after
-    ``rows`` are empty (as every writer pads them)."""
-    import zstandard
-
+    """The first ``rows`` elements of a stored vlen chunk in the layout, without decoding them
+    to Arrow: the chunk's bytes after its count, up to the end of element ``rows - 1``; ``None``
+    unless exactly the chunk's empty elements follow (as every writer pads them)."""
     if len(doc["codecs"]) == 2:
-        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        raw = _decompress(raw, _limit(doc, bytes))
     chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
     pad = 4 * (chunk - rows)
     if len(raw) < 4 + pad or struct.unpack_from("<I", raw, 0)[0] != chunk:
         return None
-    view = memoryview(raw)
-    if pad and view[len(raw) - pad :].tobytes().count(0) != pad:
+    from numcodecs.vlen import VLenBytes
+
+    try:
+        elements = VLenBytes().decode(raw)  # checks each element lies within the chunk
+    except (ValueError, RuntimeError):
         return None
-    return view[4 : len(raw) - pad]
+    end = 4 + 4 * rows + sum(map(len, elements[:rows]))
+    view = memoryview(raw)
+    if len(raw) - end != pad or (pad and view[end:].tobytes().count(0) != pad):
+        return None
+    return view[4:end]
 
 
 def dumps(doc: dict[str, Any]) -> bytes:

@@ -22,8 +22,9 @@ import asyncio
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -256,14 +257,29 @@ class StreamWriter:
             *(self._get(ch.chunk_key(self._key(p), index)) if p else asyncio.sleep(0) for p in pointers)
         )
 
+        @contextmanager
+        def reading(s: _Sink) -> Iterator[None]:
+            import zstandard
+
+            try:
+                yield
+            except (ValueError, RuntimeError, MemoryError, zstandard.ZstdError) as e:
+                raise ValueError(
+                    f"{self.where}: array {s.path!r}: its last chunk ({index}) cannot be read to "
+                    f"append rows to it: {e or type(e).__name__}; nothing was written"
+                ) from e
+
         def reencode(s: _Sink, raw: bytes | None) -> ch.ChunkEncoder | None:
-            """The stored rows' bytes back into a new zstd stream as they are, nothing decoded
-            (their recorded statistics stand for them); ``None`` where they must be decoded."""
-            if raw is None or s.dtype not in (str, bytes):
+            """The stored rows kept as compressed frames, or their bytes back into a new zstd
+            stream, nothing decoded (their recorded statistics stand for them); ``None`` where
+            they must be decoded."""
+            if raw is None or (s.name not in self.partial_stats and s.kind != "other"):
                 return None
-            if s.name not in self.partial_stats and s.kind != "other":
-                return None
-            prefix = ch.vlen_prefix(raw, docs[s.name], part)
+            resumed = ch.ChunkEncoder.resume(raw, docs[s.name], part)
+            if resumed is not None or s.dtype not in (str, bytes):
+                return resumed
+            with reading(s):
+                prefix = ch.vlen_prefix(raw, docs[s.name], part)
             if prefix is None:
                 return None
             encoder = ch.ChunkEncoder(s.dtype, self.chunk)
@@ -274,26 +290,36 @@ class StreamWriter:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             encoders = list(pool.map(reencode, sinks, raws))
         for s, raw, pointer, vraw, encoder in zip(sinks, raws, pointers, vraws, encoders):
-            doc = docs[s.name]
-            valid = None
-            if pointer:
-                if vraw is None:
-                    valid = np.full(part, bool(vdocs.get(pointer, {}).get("fill_value", True)))
-                else:
-                    valid = ch.decode_chunk(vraw, vdocs[pointer], np.dtype(bool))[:part]
-            if encoder is not None:
-                s.encoder = encoder
-                s.valid.append(np.ones(part, dtype=bool) if valid is None else valid)
-                s.current = self.partial_stats.get(s.name)
-                continue
-            if raw is None:
-                values: Any = missing(s.kind, s.dtype, s.attrs, part).values
-                if s.dtype not in (str, bytes):
-                    values = np.full(part, doc["fill_value"], dtype=np.int64 if s.kind == "time" else s.dtype)
-                    values = values.view(s.dtype) if s.kind == "time" else values
-            else:
-                values = ch.decode_chunk(raw, doc, s.dtype)[:part]
-            s.add(Piece(s.kind, s.dtype, values, valid, s.attrs), self.chunk)
+            with reading(s):
+                self._restore(
+                    s, docs[s.name], part, raw, encoder, vdocs.get(pointer) if pointer else None, vraw
+                )
+
+    def _restore(
+        self, s: _Sink, doc: dict[str, Any], part: int, raw: Any, encoder: Any, vdoc: Any, vraw: Any
+    ) -> None:
+        """The ``part`` stored rows of ``s``'s last chunk (``raw``, or ``encoder`` holding them)
+        and their validity (``vraw``, of the validity array ``vdoc``) into its chunk in the making."""
+        valid = None
+        if vraw is not None:
+            if vdoc is None:
+                raise ValueError("its validity array has chunks but no metadata")
+            valid = ch.decode_chunk(vraw, vdoc, np.dtype(bool))[:part]
+        elif vdoc is not None:
+            valid = np.full(part, bool(vdoc.get("fill_value", True)))
+        if encoder is not None:
+            s.encoder = encoder
+            s.valid.append(np.ones(part, dtype=bool) if valid is None else valid)
+            s.current = self.partial_stats.get(s.name)
+            return
+        if raw is None:
+            values: Any = missing(s.kind, s.dtype, s.attrs, part).values
+            if s.dtype not in (str, bytes):
+                values = np.full(part, doc["fill_value"], dtype=np.int64 if s.kind == "time" else s.dtype)
+                values = values.view(s.dtype) if s.kind == "time" else values
+        else:
+            values = ch.decode_chunk(raw, doc, s.dtype)[:part]
+        s.add(Piece(s.kind, s.dtype, values, valid, s.attrs), self.chunk)
 
     # ------------------------------------------------------------------ rows
 
@@ -491,7 +517,7 @@ class StreamWriter:
                 return
             if encoder.vlen:  # text and WKB never change type but from all missing
                 raise ValueError(f"{self.where}: column {sink.name!r}: text cannot change type")
-            values = np.concatenate(encoder.pieces)
+            values = encoder.values()
             sink.add(change(Piece(old_kind, old_dtype, values, np.concatenate(valid), {})), self.chunk)
 
     # ------------------------------------------------------------------ chunks
