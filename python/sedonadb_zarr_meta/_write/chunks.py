@@ -241,15 +241,12 @@ class ChunkEncoder:
     """
 
     def __init__(self, dtype: Any, chunk: int, kept: bytes = b"", rows: int = 0):
-        import zstandard
-
         self.dtype, self.chunk, self.rows = dtype, chunk, rows
         #: Stored frames of the first rows, kept as they are, and how many rows they hold.
         self._kept, self._kept_rows = kept, rows
-        self._z = zstandard.ZstdCompressor(compression_params=_params()).compressobj()
+        #: The zstd stream, opened at its first bytes (after kept frames there is none).
+        self._z: Any = None
         self._out: list[bytes] = []
-        #: Whether the stream has been given bytes (after kept frames it may stay empty).
-        self._fed = False
         #: Fixed-size rows are kept as they are until the chunk is finished (a chunk of them is
         #: small), so a column whose type widens can still be cast.
         self.pieces: list[np.ndarray] = []
@@ -305,8 +302,11 @@ class ChunkEncoder:
             # buffer by the frames' sizes, or by 128 kB a block where a frame declares none).
             self._out.append(_frame(data))
             return
+        if self._z is None:
+            import zstandard
+
+            self._z = zstandard.ZstdCompressor(compression_params=_params()).compressobj()
         self._out.append(self._z.compress(data))
-        self._fed = True
 
     def add(self, values: Any) -> None:
         """Append rows: an Arrow string/binary array for vlen types, a numpy array otherwise."""
@@ -346,7 +346,7 @@ class ChunkEncoder:
                 self._out.append(_frame(data))
             else:
                 self._feed(data)
-        if self._fed:
+        if self._z is not None:
             self._out.append(self._z.flush())
         tail = _padding_frame(self.dtype, pad, fill) if pad else b""
         return b"".join([self._kept, *self._out, tail])

@@ -534,8 +534,10 @@ class StreamWriter:
             ]
             _sync(self._set_all(docs))
 
-    def _flush(self) -> None:
-        """Write every column's chunk in the making (the last one padded)."""
+    def _flush(self, last: bool = False) -> list[tuple[str, bytes]]:
+        """Write every column's chunk in the making (the last one padded). ``last`` on a store
+        that needs metadata first: the chunks are returned unwritten, for :meth:`close` to write
+        after the final documents (which cover them), one round of writes fewer."""
         index = (self.rows - 1) // self.chunk
         cover = (index + 1) * self.chunk
         writes, declare = [], []
@@ -557,15 +559,17 @@ class StreamWriter:
                 writes.append((ch.chunk_key(key, index), enc.finish(True)))
             sink.blocks.append(sink.current)
             sink.encoder, sink.valid, sink.current = None, [], None
+        if last and self.metadata_first:
+            return writes
         self._declare(declare)
         _sync(self._set_all(writes))
+        return []
 
     # ------------------------------------------------------------------ metadata
 
     def close(self) -> int:
         """Write the last chunk and every metadata document; the rows the group now holds."""
-        if self.rows % self.chunk:
-            self._flush()
+        chunks = self._flush(last=True) if self.rows % self.chunk else []
         if not self.sinks:
             raise ValueError(f"{self.where}: nothing to write (no columns)")
         docs: dict[str, dict[str, Any]] = {}
@@ -600,6 +604,7 @@ class StreamWriter:
             consolidated = dict(sorted(consolidated.items()))
         out.append((self._key("zarr.json"), ch.dumps(ch.group_document(attrs, consolidated))))
         _sync(self._set_all(out))
+        _sync(self._set_all(chunks))
         return self.rows
 
     def _stats(self) -> dict[str, Any] | None:
