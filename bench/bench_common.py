@@ -27,13 +27,18 @@ ROUNDS = 3  # interleaved rounds of the sections that compare readers side by si
 D2_CHUNK = 25_000
 
 
+#: Every job decodes what it reads, as the readers it is compared with do: decoded chunks are
+#: kept by none of its repetitions (section 9 also measures them kept, unsetting this).
+NOTHING_KEPT = {"ZARR_META_CHUNK_CACHE_MB": "0"}
+
+
 def measure(python: str, script: Path, *args: str, env: dict | None = None) -> dict:
     out = subprocess.run(
         [python, str(script), *args],
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **NOTHING_KEPT, **(env or {})},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

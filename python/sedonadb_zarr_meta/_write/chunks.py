@@ -7,11 +7,11 @@ element's length and bytes), and both go through one zstd stream per chunk as ro
 documents are the ones zarr-python 3 writes for the same arrays (``bytes`` or ``vlen-*`` then
 ``zstd`` at its default level), so zarr-python, zarrs and this package read them alike.
 
-A text or WKB chunk that is not full ends in a zstd frame of its own holding only the padding
-(the empty elements after the last row). Zstandard data is one or more frames, decoded one after
-the other (RFC 8878), so an append keeps the stored frames before the padding byte for byte and
-adds frames for its rows and a new padding: it compresses only what it adds, however full the
-chunk already is (:meth:`ChunkEncoder.resume`).
+A chunk that is not full ends in a zstd frame of its own holding only the padding (the empty
+elements or fill values after the last row). Zstandard data is one or more frames, decoded one
+after the other (RFC 8878), so an append keeps the stored frames before the padding byte for
+byte and adds frames for its rows and a new padding: it compresses only what it adds, however
+full the chunk already is (:meth:`ChunkEncoder.resume`).
 """
 
 from __future__ import annotations
