@@ -22,9 +22,8 @@ import asyncio
 import json
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,7 @@ import pyarrow as pa
 
 from sedonadb_zarr_meta import _lib
 from sedonadb_zarr_meta._write import chunks as ch
+from sedonadb_zarr_meta._write import resume
 from sedonadb_zarr_meta._write.columns_arrow import (
     Piece,
     convert,
@@ -203,18 +203,9 @@ class StreamWriter:
             else None
         )
         #: The recorded statistics of the partial last block, per column (they hold for its rows).
-        self.partial_stats: dict[str, Any] = {}
-        if sound and self.rows % self.chunk:
-            for k, e in old["columns"].items():
-                try:
-                    if "bbox" in e:
-                        b = e["bbox"][self.first_block]
-                        self.partial_stats[k] = None if b is None else tuple(b)
-                    else:
-                        lo, hi = e["min"][self.first_block], e["max"][self.first_block]
-                        self.partial_stats[k] = None if lo is None else (lo, hi)
-                except (IndexError, KeyError, TypeError):
-                    continue
+        self.partial_stats: dict[str, Any] = (
+            resume.partial_stats(old["columns"], self.first_block) if sound and self.rows % self.chunk else {}
+        )
         for name, doc in docs.items():
             attrs = dict(doc.get("attributes") or {})
             dtype = dtypes[name]
@@ -262,69 +253,19 @@ class StreamWriter:
         pointers = [s.attrs.get(_lib.VALIDITY_ATTRIBUTE) if s.validity else None for s in sinks]
         vraws = await self._get_all([ch.chunk_key(self._key(p), index) if p else None for p in pointers])
 
-        @contextmanager
-        def reading(s: _Sink) -> Iterator[None]:
-            import zstandard
-
-            try:
-                yield
-            except (ValueError, RuntimeError, MemoryError, zstandard.ZstdError) as e:
-                raise ValueError(
-                    f"{self.where}: array {s.path!r}: its last chunk ({index}) cannot be read to "
-                    f"append rows to it: {e or type(e).__name__}; nothing was written"
-                ) from e
-
         def reencode(s: _Sink, raw: bytes | None) -> ch.ChunkEncoder | None:
-            """The stored rows kept as compressed frames, or their bytes back into a new zstd
-            stream, nothing decoded (their recorded statistics stand for them); ``None`` where
-            they must be decoded."""
             if raw is None or (s.name not in self.partial_stats and s.kind != "other"):
                 return None
-            resumed = ch.ChunkEncoder.resume(raw, docs[s.name], part)
-            if resumed is not None or s.dtype not in (str, bytes):
-                return resumed
-            with reading(s):
-                prefix = ch.vlen_prefix(raw, docs[s.name], part)
-            if prefix is None:
-                return None
-            encoder = ch.ChunkEncoder(s.dtype, self.chunk)
-            encoder.add_raw(prefix, part)
-            return encoder
+            with resume.reading(self.where, s.path, index):
+                return resume.reencode(raw, docs[s.name], part)
 
         # zstd works outside the GIL: the columns' streams are rebuilt on every core.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             encoders = list(pool.map(reencode, sinks, raws))
         for s, raw, pointer, vraw, encoder in zip(sinks, raws, pointers, vraws, encoders):
-            with reading(s):
-                self._restore(
-                    s, docs[s.name], part, raw, encoder, vdocs.get(pointer) if pointer else None, vraw
-                )
-
-    def _restore(
-        self, s: _Sink, doc: dict[str, Any], part: int, raw: Any, encoder: Any, vdoc: Any, vraw: Any
-    ) -> None:
-        """The ``part`` stored rows of ``s``'s last chunk (``raw``, or ``encoder`` holding them)
-        and their validity (``vraw``, of the validity array ``vdoc``) into its chunk in the making."""
-        valid = None
-        if vraw is not None:
-            if vdoc is None:
-                raise ValueError("its validity array has chunks but no metadata")
-            valid = ch.decode_chunk(vraw, vdoc, np.dtype(bool))[:part]
-        elif vdoc is not None:
-            valid = np.full(part, bool(vdoc.get("fill_value", True)))
-        if encoder is not None:
-            s.encoder = encoder
-            s.valid.append(np.ones(part, dtype=bool) if valid is None else valid)
-            s.current = self.partial_stats.get(s.name)
-            return
-        if raw is None:
-            values: Any = missing(s.kind, s.dtype, s.attrs, part).values
-            if s.dtype not in (str, bytes):
-                values = np.full(part, doc["fill_value"], dtype=np.int64 if s.kind == "time" else s.dtype)
-                values = values.view(s.dtype) if s.kind == "time" else values
-        else:
-            values = ch.decode_chunk(raw, doc, s.dtype)[:part]
-        s.add(Piece(s.kind, s.dtype, values, valid, s.attrs), self.chunk)
+            stored = (raw, encoder, vdocs.get(pointer) if pointer else None, vraw)
+            with resume.reading(self.where, s.path, index):
+                resume.restore(s, docs[s.name], part, self.chunk, stored, self.partial_stats.get(s.name))
 
     # ------------------------------------------------------------------ rows
 
