@@ -18,6 +18,8 @@ VALIDITY_GROUP: str
 ICECHUNK_MARKERS: list[str]
 DEFAULT_MAX_RETRIES: int
 DEFAULT_RETRY_TIMEOUT_SECS: float
+MAX_CHUNK_BYTES: int
+VARIABLE_ELEMENT_MAX_BYTES: int
 
 class ZarrMetaError(Exception):
     """Base exception of sedonadb_zarr_meta."""

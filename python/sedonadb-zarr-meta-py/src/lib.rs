@@ -12,7 +12,7 @@ mod table_function;
 mod versions;
 
 use pyo3::prelude::*;
-use sedonadb_zarr_meta_core::{metadata, options, store};
+use sedonadb_zarr_meta_core::{limits, metadata, options, store};
 
 #[pymodule]
 fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -40,6 +40,9 @@ fn _lib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ICECHUNK_MARKERS", store::icechunk::MARKERS.to_vec())?;
     m.add("DEFAULT_MAX_RETRIES", store::config::DEFAULT_MAX_RETRIES)?;
     m.add("DEFAULT_RETRY_TIMEOUT_SECS", store::config::DEFAULT_RETRY_TIMEOUT_SECS)?;
+    // What a chunk may decode to, so the writer reading stored chunks bounds them alike.
+    m.add("MAX_CHUNK_BYTES", limits::MAX_CHUNK_BYTES)?;
+    m.add("VARIABLE_ELEMENT_MAX_BYTES", limits::VARIABLE_ELEMENT_MAX_BYTES)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sedonadb_zarr_meta import _lib
+
 __all__ = [
     "ChunkEncoder",
     "array_document",
@@ -341,28 +343,19 @@ class ChunkEncoder:
         pad = self.chunk - self.rows
         if not self.vlen and self.pieces:
             given = np.concatenate(self.pieces)
-            data = given.astype(given.dtype.newbyteorder("<")).tobytes()
-            if self._kept or pad:
-                self._out.append(_frame(data))
-            else:
-                self._feed(data)
+            self._out.append(_frame(given.astype(given.dtype.newbyteorder("<")).tobytes()))
         if self._z is not None:
             self._out.append(self._z.flush())
         tail = _padding_frame(self.dtype, pad, fill) if pad else b""
         return b"".join([self._kept, *self._out, tail])
 
 
-#: The most a chunk may decode to, as the reader bounds it: its elements' bytes for fixed-size
-#: types; for text and WKB, 16 MiB an element and 2 GiB a chunk.
-_ELEMENT_MAX_BYTES = 16 << 20
-_CHUNK_MAX_BYTES = 1 << 31
-
-
 def _limit(doc: dict[str, Any], dtype: Any) -> int:
-    """The most a chunk of ``doc`` may decode to."""
+    """The most a chunk of ``doc`` may decode to, as the reader bounds it: its elements' bytes
+    for fixed-size types; for text and WKB, the reader's bounds of an element and a chunk."""
     chunk = int(doc["chunk_grid"]["configuration"]["chunk_shape"][0])
     if dtype is str or dtype is bytes:
-        return min(4 + chunk * (4 + _ELEMENT_MAX_BYTES), _CHUNK_MAX_BYTES)
+        return min(4 + chunk * (4 + _lib.VARIABLE_ELEMENT_MAX_BYTES), _lib.MAX_CHUNK_BYTES)
     return chunk * dtype.itemsize
 
 
